@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pipeline.cli._app import app
 from pipeline.cli import broker as _broker  # noqa: F401  (registers commands)
+from pipeline.cli import kafka as _kafka  # noqa: F401
 
 
 def main() -> None:
