@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 def to_rfc3339(ms: int) -> str:
     """Format epoch milliseconds as RFC 3339 UTC with millisecond precision.
 
-    >>> to_rfc3339(1764316800000)
+    >>> to_rfc3339(1795852800000)
     '2026-11-28T08:00:00.000Z'
     """
     dt = datetime.fromtimestamp(ms / 1000.0, tz=UTC)

@@ -1,0 +1,470 @@
+"""The arithmetic of every detector, written once for scalars and for numpy arrays.
+
+Why one generic kernel: the per-record path (Faust agents, ``ewarn detect``) runs it on
+Python floats, the batch path (``BatchDetector``) on numpy columns of a
+structure-of-arrays state. Both use only IEEE-exact operations (+ - * / sqrt, compares,
+selects; no exp/log whose numpy and libm implementations may differ by an ulp), so the
+two paths give bit-identical state and findings. Branches are written as ``ops.where``
+selects; divisions go through ``ops.div`` so the scalar path never divides by zero.
+
+State is a flat vector of floats (indices below); sensor configuration a second flat
+vector. Ranks: -1 none, 0 blue .. 3 red. Time stamps are epoch ms held exactly in
+float64 (< 2**53).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from pipeline.detect.params import DetectorParams
+
+NAN = float("nan")
+
+# ---- anomaly scorer sub-state (indices 0..A_SIZE-1 of every sensor state) ----------------
+A_N, A_PREV, A_MU, A_DMEAN, A_DENV, A_LO, A_HI, A_VS, A_DMED, A_SUP = range(10)
+A_SIZE = 10
+# ---- sensor state -----------------------------------------------------------------------
+SEEN_TS, LEARN_TS, REF = 10, 11, 12
+TL = 13  # long trend: S0, St, Sv, Stt, Stv, Svv, last clip sign (13..19)
+TS = 20  # short trend (20..26)
+TH_LVL, TH_PEND, FC_LVL, RT_ACT, AN_LVL, AN_OFF = 27, 28, 29, 30, 31, 32
+ST_ACT, FL_VAL, FL_SINCE, FL_SCALE, FL_ACT, FT_ACT = 33, 34, 35, 36, 37, 38
+N_STATE = 39
+
+FIELD_NAMES: tuple[str, ...] = (
+    "a_n",
+    "a_prev",
+    "a_mu",
+    "a_dmean",
+    "a_denv",
+    "a_lo",
+    "a_hi",
+    "a_vs",
+    "a_dmed",
+    "a_sup",
+    "seen_ts",
+    "learn_ts",
+    "ref",
+    "tl_s0",
+    "tl_st",
+    "tl_sv",
+    "tl_stt",
+    "tl_stv",
+    "tl_svv",
+    "tl_clip",
+    "ts_s0",
+    "ts_st",
+    "ts_sv",
+    "ts_stt",
+    "ts_stv",
+    "ts_svv",
+    "ts_clip",
+    "th_lvl",
+    "th_pend",
+    "fc_lvl",
+    "rt_act",
+    "an_lvl",
+    "an_off",
+    "st_act",
+    "fl_val",
+    "fl_since",
+    "fl_scale",
+    "fl_act",
+    "ft_act",
+)
+assert len(FIELD_NAMES) == N_STATE
+
+
+def initial_state() -> list[float]:
+    v = [0.0] * N_STATE
+    for i in (A_PREV, A_MU, A_LO, A_HI, SEEN_TS, LEARN_TS, REF, TH_PEND, FL_VAL, FL_SINCE):
+        v[i] = NAN
+    for i in (TH_LVL, FC_LVL, AN_LVL):
+        v[i] = -1.0
+    return v
+
+
+def initial_scorer() -> list[float]:
+    return initial_state()[:A_SIZE]
+
+
+# ---- sensor configuration vector --------------------------------------------------------
+C_SIGN, C_L0, C_HYST, C_DELAY, C_RATE, C_RATE_LVL, C_INTERVAL, C_LO, C_HI = (
+    0,
+    1,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+    11,
+)
+N_CONF = 12
+
+Q_GOOD, Q_UNCERTAIN, Q_BAD = 0.0, 1.0, 2.0
+FAULT_RANGE, FAULT_QUALITY = 1.0, 2.0
+
+
+class ScalarOps:
+    """Selects and guards on Python floats (NaN-propagating like numpy)."""
+
+    @staticmethod
+    def where(c: Any, a: Any, b: Any) -> Any:
+        return a if c else b
+
+    @staticmethod
+    def maximum(a: Any, b: Any) -> Any:
+        return a if (a >= b or a != a) else b
+
+    @staticmethod
+    def minimum(a: Any, b: Any) -> Any:
+        return a if (a <= b or a != a) else b
+
+    @staticmethod
+    def sqrt(a: Any) -> Any:
+        return math.sqrt(a) if a > 0.0 else (a if a != a else 0.0)
+
+    @staticmethod
+    def isnan(a: Any) -> Any:
+        return a != a
+
+    @staticmethod
+    def not_(a: Any) -> Any:
+        return not a
+
+    @staticmethod
+    def div(num: Any, den: Any, default: Any) -> Any:
+        return num / den if den != 0.0 and den == den else default
+
+
+class VectorOps:
+    """The same verbs on numpy arrays."""
+
+    @staticmethod
+    def where(c: Any, a: Any, b: Any) -> Any:
+        return np.where(c, a, b)
+
+    maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
+
+    @staticmethod
+    def sqrt(a: Any) -> Any:
+        return np.sqrt(np.maximum(a, 0.0))
+
+    isnan = staticmethod(np.isnan)
+
+    @staticmethod
+    def not_(a: Any) -> Any:
+        return ~a
+
+    @staticmethod
+    def div(num: Any, den: Any, default: Any) -> Any:
+        ok = (den != 0.0) & ~np.isnan(den)
+        return np.where(ok, num / np.where(ok, den, 1.0), default)
+
+
+Ops = type[ScalarOps] | type[VectorOps]
+
+
+# ---- anomaly score ------------------------------------------------------------------------
+def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any:
+    """Score ``x`` against the sub-state ``v[0:A_SIZE]`` (before learning), then learn.
+
+    Components, each scaled so that u = 1 means "rare under normal behaviour":
+    range (x outside the slowly relaxing min/max envelope of recent values: steps, drift,
+    distribution rarity that survives daily cycles), spike (|diff| beyond the envelope of
+    recent |diff|), collapse (recent |diff| far below its long-run median: flat segments,
+    variance loss). score = u^p / (1 + u^p); zero during warm-up; after a detection the
+    score is scaled down for ``anomaly_suppress_n`` samples (one alarm per event).
+    Learning is gated (``learn``) and clipped to the envelopes, so outliers teach slowly.
+    """
+    n, prev, mu = v[A_N], v[A_PREV], v[A_MU]
+    dmean, denv, lo, hi = v[A_DMEAN], v[A_DENV], v[A_LO], v[A_HI]
+    vs, dmed, sup = v[A_VS], v[A_DMED], v[A_SUP]
+    first = n < 0.5
+    d = ops.where(first, 0.0, x - prev)
+    ad = abs(d)
+    floor = 1e-9 * (1.0 + abs(ops.where(first, x, mu)))
+    width = ops.maximum(hi - lo, floor)
+    excess = ops.maximum(ops.maximum(x - hi, lo - x), 0.0)
+    u_range = excess / (p.anomaly_k_range * width)
+    u_spike = ops.maximum(ad - denv, 0.0) / (p.anomaly_k_spike * ops.maximum(denv, floor))
+    vs_new = vs + (ad - vs) / p.anomaly_short_n
+    informative = dmed > 0.05 * denv
+    u_col = ops.where(informative, dmed / (p.anomaly_k_collapse * ops.maximum(vs_new, floor)), 0.0)
+    u = ops.maximum(ops.maximum(u_range, u_spike), u_col)
+    u = ops.where(first, 0.0, ops.minimum(u, 1e6))
+    up = u * u if p.anomaly_power == 2.0 else u**p.anomaly_power
+    raw = up / (1.0 + up)
+    warm = n >= p.anomaly_warmup_n
+    raw = ops.where(warm, raw, 0.0)
+    suppressed = sup > 0.5
+    out = ops.where(suppressed, raw * p.anomaly_suppress_factor, raw)
+    new_sup = ops.where(
+        suppressed, sup - 1.0, ops.where(raw >= 0.5, float(p.anomaly_suppress_n), 0.0)
+    )
+    # ---- learning ----
+    xc = ops.where(warm, ops.minimum(ops.maximum(x, lo), hi), x)
+    mu_new = ops.where(first, x, mu + (xc - mu) / p.anomaly_tau_n)
+    adc = ops.where(warm, ops.minimum(ad, 3.0 * denv), ad)
+    dmean_new = ops.where(first, 0.0, dmean + (adc - dmean) / p.anomaly_tau_n)
+    gain = ops.where(warm, p.anomaly_env_gain, 1.0)
+    leak = 1.0 / p.anomaly_env_leak_n
+    denv_new = ops.where(ad > denv, denv + gain * (ad - denv), denv + (dmean_new - denv) * leak)
+    hi_new = ops.where(first, x, ops.where(x > hi, hi + gain * (x - hi), hi + (mu_new - hi) * leak))
+    lo_new = ops.where(first, x, ops.where(x < lo, lo + gain * (x - lo), lo + (mu_new - lo) * leak))
+    step = 0.02 * ops.maximum(dmed, 0.1 * dmean_new)
+    dmed_new = ops.maximum(ops.where(ad > dmed, dmed + step, dmed - step), 0.0)
+    dmed_new = ops.where(n < 1.5, ad, dmed_new)
+    ups = (
+        (A_N, n + 1.0),
+        (A_PREV, x),
+        (A_MU, mu_new),
+        (A_DMEAN, dmean_new),
+        (A_DENV, denv_new),
+        (A_LO, lo_new),
+        (A_HI, hi_new),
+        (A_VS, vs_new),
+        (A_DMED, dmed_new),
+        (A_SUP, new_sup),
+    )
+    for i, val in ups:
+        v[i] = ops.where(learn, val, v[i])
+    return out
+
+
+# ---- EW weighted least squares trend ------------------------------------------------------
+def trend_fit(s0: Any, st: Any, sv: Any, stt: Any, stv: Any, svv: Any, ops: Ops) -> Any:
+    """Slope, intercept at t=0, slope t-statistic, R^2 of the weighted fit (t in minutes)."""
+    mt = ops.div(st, s0, 0.0)
+    mv = ops.div(sv, s0, 0.0)
+    stt_c = ops.maximum(stt - st * mt, 0.0)
+    stv_c = stv - st * mv
+    svv_c = ops.maximum(svv - sv * mv, 0.0)
+    b = ops.div(stv_c, stt_c, 0.0)
+    a = mv - b * mt
+    rss = ops.maximum(svv_c - b * stv_c, 0.0)
+    var = ops.div(rss, s0 - 2.0, 0.0)
+    var = ops.where(s0 > 2.0, var, 0.0)
+    var = ops.maximum(var, 1e-24 * (1.0 + a * a))
+    se = ops.sqrt(ops.div(var, stt_c, 0.0))
+    t = ops.div(b, se, 0.0)
+    r2 = ops.where(svv_c > 0.0, 1.0 - ops.div(rss, svv_c, 1.0), 0.0)
+    return b, a, t, r2, var
+
+
+def trend_update(
+    v: Any, base: int, dt_min: Any, y: Any, tau_min: float, clip_k: float, learn: Any, ops: Ops
+) -> Any:
+    """Shift the time origin to the new sample, clip its residual, decay, add it.
+
+    The clip is Huber-like but only for isolated outliers: a residual beyond k sigma is
+    clipped unless the previous sample was clipped in the same direction, so a spike is
+    ignored while a real step or knee (even in noise-free data) is followed at once.
+    Returns the fit *after* adding the sample (slope per minute, value now, t, R^2, n).
+    The decay is the rational ``tau/(tau+dt)`` (exact arithmetic, irregular-sampling safe).
+    """
+    s0, st, sv, stt, stv, svv = (v[base + i] for i in range(6))
+    last_clip = v[base + 6]
+    st1 = st - dt_min * s0
+    stt1 = stt - 2.0 * dt_min * st + dt_min * dt_min * s0
+    stv1 = stv - dt_min * sv
+    _, a0, _, _, var0 = trend_fit(s0, st1, sv, stt1, stv1, svv, ops)
+    sig = ops.sqrt(var0)
+    lo = a0 - clip_k * sig
+    hi = a0 + clip_k * sig
+    sgn = ops.where(y > hi, 1.0, ops.where(y < lo, -1.0, 0.0))
+    clip = (s0 >= 5.0) & (sgn != 0.0) & (sgn != last_clip)
+    yc = ops.where(clip, ops.minimum(ops.maximum(y, lo), hi), y)
+    v[base + 6] = ops.where(learn, ops.where(clip, sgn, 0.0), last_clip)
+    dec = tau_min / (tau_min + dt_min)
+    new = (
+        s0 * dec + 1.0,
+        st1 * dec,
+        sv * dec + yc,
+        stt1 * dec,
+        stv1 * dec,
+        svv * dec + yc * yc,
+    )
+    for i in range(6):
+        v[base + i] = ops.where(learn, new[i], v[base + i])
+    b, a, t, r2, _ = trend_fit(
+        v[base], v[base + 1], v[base + 2], v[base + 3], v[base + 4], v[base + 5], ops
+    )
+    return b, a, t, r2, v[base]
+
+
+# ---- the sensor step ---------------------------------------------------------------------
+def sensor_step(
+    v: Any, c: Any, ts: Any, x: Any, q: Any, p: DetectorParams, ops: Ops
+) -> dict[str, Any]:
+    """Advance every detector of one sensor (or a vector of sensors) by one reading.
+
+    Returns the outputs needed to build findings: old/new codes per kind plus values.
+    """
+    seen = v[SEEN_TS]
+    has_seen = ops.not_(ops.isnan(seen))
+    late = has_seen & (ts <= seen)
+    ignore = has_seen & (ts < seen - p.late_tolerance_s * 1000.0)
+    keep = ops.not_(ignore)
+    edge_ts = ops.where(late, seen, ts)
+    # ---- fault: quality bad or outside the physical range -------------------------------
+    out_range = (x < c[C_LO]) | (x > c[C_HI])
+    reason = ops.where(q == Q_BAD, FAULT_QUALITY, ops.where(out_range, FAULT_RANGE, 0.0))
+    ft_old = v[FT_ACT]
+    v[FT_ACT] = ops.where(keep, reason, ft_old)
+    fault = reason > 0.0
+    # ---- stale clears on any reading -----------------------------------------------------
+    st_old = v[ST_ACT]
+    v[ST_ACT] = ops.where(keep, 0.0, st_old)
+    v[SEEN_TS] = ops.where(keep, ops.where(has_seen, ops.maximum(seen, ts), ts), seen)
+    evaluable = keep & ops.not_(fault)
+    learn = evaluable & (q == Q_GOOD) & ops.not_(late)
+    # ---- threshold (oriented so that "high" logic covers both directions) ---------------
+    sign = c[C_SIGN]
+    y = sign * x
+    cur = v[TH_LVL]
+    raw = -1.0
+    held = -1.0
+    for k in range(4):
+        lim = c[C_L0 + k]
+        raw = ops.where(y >= lim, float(k), raw)
+        held = ops.where((cur >= k) & (y > lim - c[C_HYST]), float(k), held)
+    tgt = ops.maximum(raw, held)
+    raising = tgt > cur
+    pend_old = v[TH_PEND]
+    pend = ops.where(raising, ops.where(ops.isnan(pend_old), edge_ts, pend_old), NAN)
+    ok = raising & (edge_ts - pend >= c[C_DELAY])
+    th_new = ops.where(raising, ops.where(ok, tgt, cur), tgt)
+    th_new = ops.where(evaluable, th_new, cur)
+    v[TH_LVL] = th_new
+    v[TH_PEND] = ops.where(evaluable, ops.where(ok, NAN, pend), pend_old)
+    # ---- trends (learned only from good, in-order, non-faulty readings) -----------------
+    ref = ops.where(ops.isnan(v[REF]), x, v[REF])
+    v[REF] = ops.where(learn, ref, v[REF])
+    lts = v[LEARN_TS]
+    dt_min = ops.where(ops.isnan(lts), 0.0, (ts - lts) / 60000.0)
+    v[LEARN_TS] = ops.where(learn, ts, lts)
+    yr = x - ref
+    bl, al, tl, r2l, nl = trend_update(
+        v, TL, dt_min, yr, p.trend_tau_s / 60.0, p.trend_clip_k, learn, ops
+    )
+    bs, _, tsh, _, ns = trend_update(
+        v, TS, dt_min, yr, p.rate_tau_s / 60.0, p.trend_clip_k, learn, ops
+    )
+    # ---- forecast -----------------------------------------------------------------------
+    bo = sign * bl
+    to = sign * tl
+    now_o = sign * (al + ref)
+    ftgt = -1.0
+    for k in (3, 2, 1, 0):
+        lim = c[C_L0 + k]
+        ftgt = ops.where((lim > now_o) & (th_new < k), float(k), ftgt)
+    fc_old = v[FC_LVL]
+    lim_t = NAN
+    lim_a = NAN
+    for k in range(4):
+        lim_t = ops.where(ftgt == k, c[C_L0 + k], lim_t)
+        lim_a = ops.where(fc_old == k, c[C_L0 + k], lim_a)
+    rising = bo > 0.0
+    eta_t = ops.where(rising, ops.div(lim_t - now_o, bo, NAN) * 60.0, NAN)
+    eta_a = ops.where(rising, ops.div(lim_a - now_o, bo, NAN) * 60.0, NAN)
+    fc_on = (
+        (ftgt >= 0.0)
+        & rising
+        & (to >= p.forecast_t_on)
+        & (nl >= p.forecast_min_n)
+        & (r2l >= p.forecast_r2_min)
+        & (eta_t <= p.forecast_horizon_s)
+    )
+    fc_keep = (
+        (fc_old >= 0.0)
+        & (th_new < fc_old)
+        & rising
+        & (to >= p.forecast_t_off)
+        & (eta_a <= p.forecast_off_horizon * p.forecast_horizon_s)
+    )
+    reached = (fc_old >= 0.0) & (th_new >= fc_old)
+    fc_new = ops.where(reached, -1.0, ops.where(fc_keep, fc_old, ops.where(fc_on, ftgt, -1.0)))
+    fc_new = ops.where(learn, fc_new, fc_old)
+    v[FC_LVL] = fc_new
+    eta = ops.where(fc_new == ftgt, eta_t, eta_a)
+    # ---- rate of change -----------------------------------------------------------------
+    mag = abs(bs)
+    rt_old = v[RT_ACT]
+    rt_on = (mag >= c[C_RATE]) & (abs(tsh) >= p.rate_t_min) & (ns >= p.rate_min_n)
+    rt_keep = (rt_old > 0.5) & (mag >= c[C_RATE] * p.rate_off_frac)
+    rt_new = ops.where(rt_on | rt_keep, 1.0, 0.0)
+    rt_new = ops.where(learn, rt_new, rt_old)
+    v[RT_ACT] = rt_new
+    # ---- flatline (snapshot of learnt variability at the start of the run) --------------
+    dmean_before = v[A_DMEAN]
+    fl_val = v[FL_VAL]
+    stuck = abs(x - fl_val) <= p.flatline_eps_rel * ops.maximum(abs(fl_val), 1.0)
+    fl_since = v[FL_SINCE]
+    fl_on = (
+        stuck
+        & (ts - fl_since >= p.flatline_window_s * 1000.0)
+        & (v[FL_SCALE] > p.flatline_min_scale)
+    )
+    fl_old = v[FL_ACT]
+    fl_new = ops.where(stuck, ops.where(fl_on | (fl_old > 0.5), 1.0, 0.0), 0.0)
+    v[FL_VAL] = ops.where(learn, ops.where(stuck, fl_val, x), fl_val)
+    v[FL_SINCE] = ops.where(learn, ops.where(stuck, fl_since, ts), fl_since)
+    v[FL_SCALE] = ops.where(learn, ops.where(stuck, v[FL_SCALE], dmean_before), v[FL_SCALE])
+    fl_new = ops.where(learn, fl_new, fl_old)
+    v[FL_ACT] = fl_new
+    # ---- anomaly score (scored when evaluable, learnt when good) ------------------------
+    score = score_update(v, x, learn, p, ops)
+    score = ops.where(evaluable, score, 0.0)
+    an_old = v[AN_LVL]
+    an_off = v[AN_OFF]
+    lvl_s = ops.where(score >= p.anomaly_yellow, 1.0, 0.0)
+    active = an_old >= 0.0
+    below = score < p.anomaly_off
+    off_n = ops.where(active & below, an_off + 1.0, 0.0)
+    cleared = active & (off_n >= p.anomaly_off_n)
+    hi_score = score >= p.anomaly_on
+    an_new = ops.where(
+        active,
+        ops.where(cleared, -1.0, ops.where(hi_score, ops.maximum(an_old, lvl_s), an_old)),
+        ops.where(hi_score, lvl_s, -1.0),
+    )
+    v[AN_LVL] = ops.where(learn, an_new, an_old)
+    v[AN_OFF] = ops.where(learn, ops.where(cleared, 0.0, off_n), an_off)
+    return {
+        "edge_ts": edge_ts,
+        "value": x,
+        "ft_old": ft_old,
+        "ft_new": v[FT_ACT],
+        "st_old": st_old,
+        "st_new": v[ST_ACT],
+        "th_old": cur,
+        "th_new": v[TH_LVL],
+        "fc_old": fc_old,
+        "fc_new": v[FC_LVL],
+        "eta": eta,
+        "slope": bl,
+        "t_stat": to,
+        "rt_old": rt_old,
+        "rt_new": v[RT_ACT],
+        "rate": bs,
+        "fl_old": fl_old,
+        "fl_new": v[FL_ACT],
+        "fl_since": v[FL_SINCE],
+        "an_old": an_old,
+        "an_new": v[AN_LVL],
+        "score": score,
+    }
+
+
+def stale_check(v: Any, c: Any, watermark: Any, p: DetectorParams, ops: Ops) -> Any:
+    """Open ``stale`` when the watermark passed last_seen + factor*interval; returns due ts."""
+    due = v[SEEN_TS] + p.stale_factor * c[C_INTERVAL]
+    fire = (v[ST_ACT] < 0.5) & ops.not_(ops.isnan(v[SEEN_TS])) & (watermark > due)
+    v[ST_ACT] = ops.where(fire, 1.0, v[ST_ACT])
+    return fire, due

@@ -1,0 +1,59 @@
+"""Tunables of the detection core: one frozen set for all sensors (never per-sensor tuning)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorParams:
+    """All detector tunables with their defaults; see ``bench/README.md`` for the why.
+
+    Time constants are in seconds of event time (trend) or in samples (anomaly scorer,
+    which must also serve unit-free series such as NAB's).
+    """
+
+    # --- trend (forecast) --------------------------------------------------------------
+    trend_tau_s: float = 600.0  # EW least-squares memory: ~10 min of readings
+    trend_clip_k: float = 3.0  # Huber-like clip of residuals at k sigma before learning
+    forecast_horizon_s: float = 1800.0  # warn when the crossing is due within 30 min
+    forecast_t_on: float = 6.0  # slope t-statistic to open (white noise: ~never)
+    forecast_t_off: float = 3.0  # ... and to keep the episode (hysteresis)
+    forecast_r2_min: float = 0.5  # fitted line must explain half the variance
+    forecast_min_n: float = 10.0  # effective samples (EW weight sum) before any forecast
+    forecast_off_horizon: float = 1.5  # keep while eta <= 1.5 x horizon
+    # --- rate of change ----------------------------------------------------------------
+    rate_tau_s: float = 120.0  # short EW trend: the rate is a 2-minute robust slope
+    rate_t_min: float = 3.0  # slope must be significant, not one noisy difference
+    rate_min_n: float = 5.0
+    rate_off_frac: float = 0.8  # clears below 80 % of the limit
+    # --- anomaly score (univariate, count-based) ---------------------------------------
+    anomaly_warmup_n: int = 30  # score 0 while the envelopes are still being learnt
+    anomaly_tau_n: float = 200.0  # memory of level / mean |diff| (samples)
+    anomaly_env_leak_n: float = 1500.0  # envelopes relax toward the bulk over this many samples
+    anomaly_env_gain: float = 0.3  # how fast an out-of-envelope value widens it (slow learning)
+    anomaly_short_n: float = 10.0  # short mean |diff| for variance change
+    anomaly_k_range: float = 0.19  # excess beyond the envelope, in envelope widths, for u=1
+    anomaly_k_spike: float = 0.63  # |diff| beyond the diff envelope, relative, for u=1
+    anomaly_k_burst: float = 6.0  # short/long mean |diff| ratio for u=1
+    anomaly_k_collapse: float = 19.0  # long/short mean |diff| ratio for u=1
+    anomaly_power: float = 2.0  # score = u^p / (1 + u^p): u = 1 (rare) maps to 0.5
+    anomaly_suppress_n: int = 100  # after a detection, scale the score down for N samples
+    anomaly_suppress_factor: float = 0.3
+    anomaly_on: float = 0.8  # finding opens at this score ...
+    anomaly_off: float = 0.5  # ... and clears after off_n readings below this
+    anomaly_off_n: int = 6
+    anomaly_yellow: float = 0.95  # peak score for yellow; below: blue (informational)
+    # --- sensor health -----------------------------------------------------------------
+    stale_factor: float = 3.0  # stale after 3 missed intervals
+    flatline_window_s: float = 1800.0  # stuck for 30 min
+    flatline_eps_rel: float = 1e-9  # "exactly" stuck, up to float noise
+    flatline_min_scale: float = 0.0  # learnt mean |diff| must exceed this (the sensor varied)
+    late_tolerance_s: float = 300.0  # late readings older than this are ignored entirely
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+LEVEL_NAMES = ("blue", "yellow", "orange", "red")
