@@ -205,6 +205,7 @@ class DeadLetter:
     payload: str  # original bytes as UTF-8 text, or base64 (see payload_encoding)
     at: str  # RFC 3339, when it was rejected
     payload_encoding: Literal["base64"] | None = None
+    key_encoding: Literal["base64"] | None = None  # set when the key bytes were not UTF-8
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -217,6 +218,8 @@ class DeadLetter:
         }
         if self.payload_encoding is not None:
             out["payload_encoding"] = self.payload_encoding
+        if self.key_encoding is not None:
+            out["key_encoding"] = self.key_encoding
         return out
 
 
