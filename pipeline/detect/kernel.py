@@ -25,14 +25,19 @@ NAN = float("nan")
 
 # ---- anomaly scorer sub-state (indices 0..A_SIZE-1 of every sensor state) ----------------
 A_N, A_PREV, A_MU, A_DMEAN, A_DENV, A_LO, A_HI, A_VS, A_DMED, A_SUP = range(10)
-A_SIZE = 10
-# ---- sensor state -----------------------------------------------------------------------
-SEEN_TS, LEARN_TS, REF = 10, 11, 12
-TL = 13  # long trend: S0, St, Sv, Stt, Stv, Svv, last clip sign (13..19)
-TS = 20  # short trend (20..26)
-TH_LVL, TH_PEND, FC_LVL, RT_ACT, AN_LVL, AN_OFF = 27, 28, 29, 30, 31, 32
-ST_ACT, FL_VAL, FL_SINCE, FL_SCALE, FL_ACT, FT_ACT = 33, 34, 35, 36, 37, 38
-N_STATE = 39
+A_GLO, A_GHI, A_NOV, A_NOVS = 10, 11, 12, 13  # context grid (all-time min/max), novelty rates
+A_BITS = 14  # seen-context bit set: CTX_WORDS floats of CTX_WORD_BITS bits each
+CTX_Q = 16  # quantisation levels of the context grid
+CTX_WORD_BITS = 32  # bits held exactly per float (integers < 2**32)
+CTX_WORDS = CTX_Q * CTX_Q // CTX_WORD_BITS
+A_SIZE = A_BITS + CTX_WORDS
+# ---- sensor state (after the scorer) -----------------------------------------------------
+SEEN_TS, LEARN_TS, REF = A_SIZE, A_SIZE + 1, A_SIZE + 2
+TL = A_SIZE + 3  # long trend: S0, St, Sv, Stt, Stv, Svv, last clip sign (7 fields)
+TS = TL + 7  # short trend (7 fields)
+TH_LVL, TH_PEND, FC_LVL, RT_ACT, AN_LVL, AN_OFF = range(TS + 7, TS + 13)
+ST_ACT, FL_VAL, FL_SINCE, FL_SCALE, FL_ACT, FT_ACT = range(TS + 13, TS + 19)
+N_STATE = TS + 19
 
 FIELD_NAMES: tuple[str, ...] = (
     "a_n",
@@ -45,6 +50,11 @@ FIELD_NAMES: tuple[str, ...] = (
     "a_vs",
     "a_dmed",
     "a_sup",
+    "a_glo",
+    "a_ghi",
+    "a_nov",
+    "a_novs",
+    *(f"a_ctx{i}" for i in range(CTX_WORDS)),
     "seen_ts",
     "learn_ts",
     "ref",
@@ -80,10 +90,12 @@ assert len(FIELD_NAMES) == N_STATE
 
 def initial_state() -> list[float]:
     v = [0.0] * N_STATE
-    for i in (A_PREV, A_MU, A_LO, A_HI, SEEN_TS, LEARN_TS, REF, TH_PEND, FL_VAL, FL_SINCE):
+    nan_fields = (A_PREV, A_MU, A_LO, A_HI, A_GLO, A_GHI, SEEN_TS, LEARN_TS, REF, TH_PEND)
+    for i in (*nan_fields, FL_VAL, FL_SINCE):
         v[i] = NAN
     for i in (TH_LVL, FC_LVL, AN_LVL):
         v[i] = -1.0
+    v[A_NOV] = 1.0  # everything is novel at first
     return v
 
 
@@ -140,6 +152,15 @@ class ScalarOps:
     def div(num: Any, den: Any, default: Any) -> Any:
         return num / den if den != 0.0 and den == den else default
 
+    @staticmethod
+    def floor(a: Any) -> Any:
+        return float(math.floor(a)) if math.isfinite(a) else a
+
+    @staticmethod
+    def pow2(a: Any) -> Any:
+        """2**a for a small non-negative integer-valued ``a`` (exact); NaN passes."""
+        return math.ldexp(1.0, int(a)) if a == a else a
+
 
 class VectorOps:
     """The same verbs on numpy arrays."""
@@ -166,6 +187,13 @@ class VectorOps:
         ok = (den != 0.0) & ~np.isnan(den)
         return np.where(ok, num / np.where(ok, den, 1.0), default)
 
+    floor = staticmethod(np.floor)
+
+    @staticmethod
+    def pow2(a: Any) -> Any:
+        ok = ~np.isnan(a)
+        return np.where(ok, np.ldexp(1.0, np.where(ok, a, 0.0).astype(np.int64)), a)
+
 
 Ops = type[ScalarOps] | type[VectorOps]
 
@@ -178,8 +206,10 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     range (x outside the slowly relaxing min/max envelope of recent values: steps, drift,
     distribution rarity that survives daily cycles), spike (|diff| beyond the envelope of
     recent |diff|), collapse (recent |diff| far below its long-run median: flat segments,
-    variance loss). score = u^p / (1 + u^p); zero during warm-up; after a detection the
-    score is scaled down for ``anomaly_suppress_n`` samples (one alarm per event).
+    variance loss), context novelty (a never-seen pair of quantised previous/current
+    values, scored against the recent rate of new pairs: periodic patterns that break
+    without leaving their range). score = u^p / (1 + u^p); zero during warm-up; after a
+    detection the score is scaled down for ``anomaly_suppress_n`` samples (one alarm per event).
     Learning is gated (``learn``) and clipped to the envelopes, so outliers teach slowly.
     """
     n, prev, mu = v[A_N], v[A_PREV], v[A_MU]
@@ -196,7 +226,32 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     vs_new = vs + (ad - vs) / p.anomaly_short_n
     informative = dmed > 0.05 * denv
     u_col = ops.where(informative, dmed / (p.anomaly_k_collapse * ops.maximum(vs_new, floor)), 0.0)
-    u = ops.maximum(ops.maximum(u_range, u_spike), u_col)
+    # ---- context novelty: (quantised previous, quantised current) never seen before ----
+    glo, ghi, nov = v[A_GLO], v[A_GHI], v[A_NOV]
+    glo_new = ops.where(first, x, ops.minimum(glo, x))
+    ghi_new = ops.where(first, x, ops.maximum(ghi, x))
+    qscale = ops.div(float(CTX_Q), ghi_new - glo_new, 0.0)
+    qx = ops.minimum(ops.floor((x - glo_new) * qscale), CTX_Q - 1.0)
+    qp = ops.minimum(ops.maximum(ops.floor((prev - glo_new) * qscale), 0.0), CTX_Q - 1.0)
+    k = qp * float(CTX_Q) + qx
+    word = ops.floor(k / float(CTX_WORD_BITS))
+    bitv = ops.pow2(k - word * float(CTX_WORD_BITS))
+    w = 0.0
+    for j in range(CTX_WORDS):
+        w = ops.where(word == float(j), v[A_BITS + j], w)
+    m = ops.floor(w / bitv)
+    novel = ops.not_(first) & (m - 2.0 * ops.floor(m * 0.5) < 0.5)
+    nov1 = ops.where(novel, 1.0, 0.0)
+    nov_new = ops.where(first, nov, nov + (nov1 - nov) / p.anomaly_ctx_tau_n)
+    novs = v[A_NOVS]
+    novs_new = novs + (nov1 - novs) / p.anomaly_short_n
+    burst = ops.minimum(novs_new * p.anomaly_short_n / p.anomaly_ctx_burst, 1.0)
+    # background rate: without the novelties of the current burst (each added ~1/tau)
+    nov_bg = ops.maximum(nov - novs * p.anomaly_short_n / p.anomaly_ctx_tau_n, 0.0)
+    rate = nov_bg + 1.0 / p.anomaly_ctx_tau_n  # Laplace-like floor: one per memory length
+    u_ctx = ops.where(novel, p.anomaly_ctx_rare * burst / rate, 0.0)
+    w_new = ops.where(novel, w + bitv, w)
+    u = ops.maximum(ops.maximum(ops.maximum(u_range, u_spike), u_col), u_ctx)
     u = ops.where(first, 0.0, ops.minimum(u, 1e6))
     up = u * u if p.anomaly_power == 2.0 else u**p.anomaly_power
     raw = up / (1.0 + up)
@@ -231,9 +286,16 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
         (A_VS, vs_new),
         (A_DMED, dmed_new),
         (A_SUP, new_sup),
+        (A_GLO, glo_new),
+        (A_GHI, ghi_new),
+        (A_NOV, nov_new),
+        (A_NOVS, novs_new),
     )
     for i, val in ups:
         v[i] = ops.where(learn, val, v[i])
+    for j in range(CTX_WORDS):
+        here = word == float(j)
+        v[A_BITS + j] = ops.where(learn & here, w_new, v[A_BITS + j])
     return out
 
 

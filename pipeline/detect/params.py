@@ -38,6 +38,9 @@ class DetectorParams:
     anomaly_k_spike: float = 0.63  # |diff| beyond the diff envelope, relative, for u=1
     anomaly_k_burst: float = 6.0  # short/long mean |diff| ratio for u=1
     anomaly_k_collapse: float = 19.0  # long/short mean |diff| ratio for u=1
+    anomaly_ctx_rare: float = 0.01  # novel context when new contexts come at this rate: u=1
+    anomaly_ctx_tau_n: float = 200.0  # memory of the novel-context rate (samples)
+    anomaly_ctx_burst: float = 2.0  # novel contexts among the last short_n for full weight
     anomaly_power: float = 2.0  # score = u^p / (1 + u^p): u = 1 (rare) maps to 0.5
     anomaly_suppress_n: int = 100  # after a detection, scale the score down for N samples
     anomaly_suppress_factor: float = 0.3

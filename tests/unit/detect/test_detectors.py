@@ -7,6 +7,7 @@ import json
 import numpy as np
 
 from pipeline.detect import DetectorParams, check_stale, new_state, step
+from pipeline.detect import kernel as K
 from pipeline.model import RateLimit, Reading, Sensor
 
 from .conftest import T0, ch4, o2, run
@@ -186,7 +187,7 @@ def test_uncertain_quality_alarms_but_does_not_learn(params):
     )
     assert [(x.kind, x.level) for x in f] == [("threshold", "orange")]
     named = st.named()
-    assert named["a_n"] == before[0] and named["tl_s0"] == before[13]
+    assert named["a_n"] == before[0] and named["tl_s0"] == before[K.TL]
 
 
 def test_out_of_order_and_duplicates(params):
