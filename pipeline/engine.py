@@ -62,6 +62,11 @@ REAL_DETECTOR = Detector(
 )
 
 
+def _due_of(site_data: dict[str, Any] | None) -> int | None:
+    due = None if site_data is None else site_data.get("due")
+    return None if due is None else int(due)
+
+
 @dataclass(frozen=True, slots=True)
 class EngineParams:
     detector: DetectorParams = field(default_factory=DetectorParams)
@@ -116,9 +121,15 @@ class Engine:
         self.region_rollup = region_rollup
         self.silences: list[Silence] = list(silences)
         self.detector = detector
-        self.watermark_ms: int | None = None  # max event ts of accepted readings
-        # In-memory hint only (never affects output): next stale deadline per sensor.
+        # Event time is tracked per store scope: offline there is one scope (None);
+        # a streaming worker has one per partition, because partitions progress
+        # independently and one partition's clock must not judge another's sensors.
+        self._watermarks: dict[Any, int] = {}
+        # In-memory hints only (never affect output): next stale deadline per sensor
+        # and next lifecycle deadline per site, so checks skip what is not due.
         self._stale_due: dict[str, int | None] = {}
+        self._site_due: dict[str, int | None] = {}
+        self._scanned: set[Any] = set()
 
     # ---------------------------------------------------------------- inputs
     def use_stores(
@@ -133,6 +144,30 @@ class Engine:
         self.sensor_store = sensor_store
         self.site_store = site_store
 
+    def reset_hints(self) -> None:
+        """Forget the in-memory hints (streaming: after a rebalance moved partitions)."""
+        self._stale_due.clear()
+        self._site_due.clear()
+        self._scanned.clear()
+
+    @property
+    def scope(self) -> Any:
+        """The stores' scope (a partition in streaming, ``None`` offline)."""
+        return getattr(self.sensor_store, "scope", None)
+
+    @property
+    def watermark_ms(self) -> int | None:
+        """Max event time seen in the current scope (readings and watermark calls)."""
+        return self._watermarks.get(self.scope)
+
+    @watermark_ms.setter
+    def watermark_ms(self, value: int) -> None:
+        self._watermarks[self.scope] = value
+
+    def _owns(self, store: MutableMapping[str, dict[str, Any]], key: str) -> bool:
+        owns = getattr(store, "owns", None)
+        return bool(owns(key)) if owns is not None else key in store
+
     def add_silence(self, silence: Silence) -> None:
         self.silences.append(silence)
 
@@ -140,14 +175,21 @@ class Engine:
     def hidden_dangers(self) -> HiddenDangerList:
         return HiddenDangerList(self.site_store, self.registry)
 
-    def on_reading(self, reading: Reading) -> EngineOutput:
-        """Detect on one accepted reading, run the lifecycle, advance the watermark."""
+    def on_reading(self, reading: Reading, watermark_ms: int | None = None) -> EngineOutput:
+        """Detect on one accepted reading, run the lifecycle, advance the watermark.
+
+        ``watermark_ms`` is the caller's event-time watermark when it knows better
+        than "the latest reading so far" (streaming merges several source
+        partitions and passes the slowest one's progress); offline leaves it out.
+        """
         out = EngineOutput()
         sensor = self.registry.sensors.get(reading.sensor_id)
         if sensor is None:  # validation rejects these; a registry swap may race it
             return out
         previous = self.watermark_ms
-        self.watermark_ms = reading.ts if previous is None else max(previous, reading.ts)
+        candidate = reading.ts if watermark_ms is None else watermark_ms
+        current = candidate if previous is None else max(previous, candidate)
+        self.watermark_ms = current
         det, dp = self.detector, self.params.detector
         state = self._load_sensor(sensor)
         # A gap longer than allowed is reported as a stale episode even when no
@@ -163,8 +205,8 @@ class Engine:
                 book.apply_finding(f, sensor.metric)
             self._flush(book, out)
         interval = self.params.check_interval_ms
-        if previous is None or self.watermark_ms // interval > previous // interval:
-            out.extend(self.on_watermark(self.watermark_ms))
+        if previous is None or current // interval > previous // interval:
+            out.extend(self.on_watermark(current))
         return out
 
     def on_disposition(self, d: Disposition) -> EngineOutput:
@@ -191,15 +233,10 @@ class Engine:
         if self.watermark_ms is None or watermark_ms > self.watermark_ms:
             self.watermark_ms = watermark_ms
         det, dp = self.detector, self.params.detector
-        for sid in self.sensor_store:
-            if sid not in self._stale_due:  # recovered store: compute the hint once
-                sensor = self.registry.sensors.get(sid)
-                self._stale_due[sid] = (
-                    det.stale_due(self._load_sensor(sensor), sensor, dp) if sensor else None
-                )
+        self._scan_once()
         by_site: dict[str, list[tuple[Finding, str]]] = {}
-        for sid, due in self._stale_due.items():
-            if due is None or due >= watermark_ms:
+        for sid, due in list(self._stale_due.items()):
+            if due is None or due >= watermark_ms or not self._owns(self.sensor_store, sid):
                 continue
             sensor = self.registry.sensors.get(sid)
             if sensor is None:
@@ -230,11 +267,26 @@ class Engine:
         return parts[0] if parts[0] in self.registry.sites else None
 
     # --------------------------------------------------------------- helpers
+    def _scan_once(self) -> None:
+        """Fill the hints from the stores once per scope (a recovered or new partition)."""
+        if self.scope in self._scanned:
+            return
+        self._scanned.add(self.scope)
+        det, dp = self.detector, self.params.detector
+        for sid in list(self.sensor_store):
+            if sid not in self._stale_due:
+                sensor = self.registry.sensors.get(sid)
+                self._stale_due[sid] = (
+                    det.stale_due(self._load_sensor(sensor), sensor, dp) if sensor else None
+                )
+        for site_id, data in list(self.site_store.items()):
+            self._site_due[site_id] = _due_of(data)
+
     def _due_sites(self, watermark_ms: int) -> set[str]:
         return {
-            sid
-            for sid, data in self.site_store.items()
-            if data.get("due") is not None and int(data["due"]) < watermark_ms
+            site_id
+            for site_id, due in self._site_due.items()
+            if due is not None and due < watermark_ms and self._owns(self.site_store, site_id)
         }
 
     def _load_sensor(self, sensor: Sensor) -> Any:
@@ -255,3 +307,4 @@ class Engine:
                 out.risks.extend(self.region_rollup.update(event))
         if book.dirty:
             self.site_store[book.site_id] = book.d
+        self._site_due[book.site_id] = _due_of(book.d)

@@ -76,6 +76,18 @@ def _wait_topics(admin: KafkaAdminClient, names: set[str], timeout_s: float = 15
         time.sleep(0.05)
 
 
+def partition_count(bootstrap: str, topic: str) -> int:
+    """Number of partitions of an existing topic."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            raise ValueError(f"topic {topic!r} does not exist")
+        return len(parts)
+    finally:
+        consumer.close()
+
+
 def producer(bootstrap: str, **kwargs: Any) -> KafkaProducer:
     opts: dict[str, Any] = {"linger_ms": 10, "acks": "all", "batch_size": 256 * 1024}
     opts.update(kwargs)

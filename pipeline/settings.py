@@ -40,7 +40,16 @@ class Settings:
     metrics_port: int = 9100
     processing_guarantee: str = "at_least_once"
     registry_path: str | None = None
-    idle_tick_s: float = 1.0  # wall-clock timer that advances event time when input stops
+    # When input pauses, a timer lets pending checks run at the current watermark
+    # (0 = off); when it stops for longer than idle_advance_s (0 = never), event
+    # time is advanced by the wall-clock time since, so a silent province still
+    # raises stale alerts and escalations still fire.
+    idle_tick_s: float = 1.0
+    idle_advance_s: float = 60.0
+    # A site partition merges readings from every telemetry partition; its
+    # watermark is the slowest source's progress, but never more than this far
+    # behind the fastest one (bounds how long a stopped source delays checks).
+    source_lag_s: float = 600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

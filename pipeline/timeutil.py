@@ -29,4 +29,4 @@ def parse_rfc3339(text: str) -> int:
     dt = datetime.fromisoformat(normalised)
     if dt.tzinfo is None:
         raise ValueError(f"timestamp has no UTC offset: {text!r}")
-    return int(round(dt.timestamp() * 1000))
+    return round(dt.timestamp() * 1000)

@@ -59,7 +59,7 @@ def empty_site() -> dict[str, Any]:
         "alerts": {},  # alert_id -> alert state (open, resolved-not-closed)
         "active": {},  # "sensor|kind" -> alert_id of the current (unresolved) episode
         "opens": {},  # "sensor|kind" -> recent opening times (chatter window)
-        "group": None,  # [leader alert_id, leader opening ts] of the current flood group
+        "leaders": [],  # [alert_id, opening ts, level rank] of recent flood-group leaders
         "episodes": [],  # opening times of hazard episodes (risk history)
         "risk": None,  # last emitted site grade
         "due": None,  # earliest timer (ms) or None: lets the engine skip idle sites
@@ -221,15 +221,13 @@ class SiteBook:
             "glevel": -1,
             "chatter": chatter,
         }
-        group = self.d["group"]
         silenced = self._silence(a, ts) is not None
-        if group is not None and ts - int(group[1]) <= p.group_window_s * 1000:
-            leader = self.d["alerts"].get(group[0])
-            a["group"] = group[0]
-            a["glevel"] = level_rank(leader["level"]) if leader is not None else -1
+        leader = self._leader_for(aid, ts, int(p.group_window_s * 1000))
+        if leader is not None:
+            a["group"], a["glevel"] = leader[0], int(leader[2])
         elif not chatter and not silenced:
             # only a notifying alert may lead a group: its notification covers the others
-            self.d["group"] = [aid, ts]
+            self._add_leader(aid, ts, level_rank(f.level))
         if f.kind in HISTORY_KINDS:
             self.d["episodes"].append(ts)
         self.d["alerts"][aid] = a
@@ -326,6 +324,31 @@ class SiteBook:
                 return ILLEGAL_TRANSITION
             return None
         return UNKNOWN_ACTION
+
+    # ------------------------------------------------------------ flood groups
+    # Grouping is decided by event time, not by processing order: an alert joins the
+    # earliest group leader that opened at this site within the window before it.
+    # Streaming may notice a watermark-driven alert (stale, escalation) later than
+    # the offline run does; looking leaders up by time keeps both runs' groups equal.
+    MAX_LEADERS = 16
+
+    def _leader_for(self, aid: str, ts: int, window_ms: int) -> list[Any] | None:
+        best: list[Any] | None = None
+        for leader in self.d.get("leaders") or []:
+            lid, lts = leader[0], int(leader[1])
+            # same instant: whoever was recorded first (one reading's findings come
+            # in the same order in every run) leads
+            if lid == aid or lts > ts or ts - lts > window_ms:
+                continue
+            if best is None or (lts, lid) < (int(best[1]), best[0]):
+                best = leader
+        return best
+
+    def _add_leader(self, aid: str, ts: int, rank: int) -> None:
+        leaders = list(self.d.get("leaders") or [])
+        leaders.append([aid, ts, rank])
+        leaders.sort(key=lambda x: (int(x[1]), x[0]))
+        self.d["leaders"] = leaders[-self.MAX_LEADERS :]
 
     # --------------------------------------------------------------- emitting
     def _silence(self, a: dict[str, Any], ts: int) -> Silence | None:

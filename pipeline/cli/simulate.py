@@ -64,19 +64,19 @@ def simulate(
         help=f"Event time of the stream start, RFC 3339 (default {DEFAULT_FILE_START} "
         "for files, now for Kafka).",
     ),
-    incident: list[str] = typer.Option(  # noqa: B008
+    incident: list[str] = typer.Option(
         [],
         "--incident",
         help="KIND:TARGET@START+DURATION[=MAGNITUDE][:LEVEL], repeatable; "
         "e.g. ramp:HB-WH-0001/CH4-01@600+900.",
     ),
-    registry_in: Path | None = typer.Option(  # noqa: B008
+    registry_in: Path | None = typer.Option(
         None, "--registry", help="Simulate this registry file instead of building one."
     ),
-    registry_out: Path | None = typer.Option(  # noqa: B008
+    registry_out: Path | None = typer.Option(
         None, "--registry-out", help="Write the registry here (YAML, or JSON if *.json)."
     ),
-    out: Path | None = typer.Option(  # noqa: B008
+    out: Path | None = typer.Option(
         None, "--out", help="Telemetry JSON lines file (default stdout)."
     ),
     to_kafka: bool = typer.Option(False, "--to-kafka", help="Produce to Kafka instead."),

@@ -1,0 +1,199 @@
+"""``ewarn demo``: the whole system on one machine, in one command.
+
+Starts (unless ``--bootstrap`` names a running cluster) a local Kafka broker,
+creates the topics, writes a simulated registry, starts a worker (metrics on
+``--metrics-port``), feeds simulated sites with a few scheduled incidents, and
+shows the operator console. Ctrl-C or ``--duration`` stops everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+
+from pipeline import broker as local_broker
+from pipeline.cli._app import app, fail
+from pipeline.cli.console import event_line, follow_warnings, render_board
+from pipeline.opsview import Board
+from pipeline.settings import Settings
+from pipeline.timeutil import parse_rfc3339
+
+console = Console()
+
+
+def demo_incidents(registry: dict[str, Any], start_after_s: float) -> list[str]:
+    """One incident of each kind the operators should see, on fitting sensors.
+
+    Times are seconds of simulated time after the live part starts: a warm-up of
+    history comes first so the detectors know each sensor's normal behaviour.
+    """
+    by_metric: dict[str, list[str]] = {}
+    for sensor in registry["sensors"]:
+        by_metric.setdefault(sensor["metric"], []).append(sensor["sensor_id"])
+
+    def pick(*metrics: str, index: int = 0) -> str | None:
+        for metric in metrics:
+            ids = by_metric.get(metric, [])
+            if len(ids) > index:
+                return ids[index]
+        return None
+
+    t = start_after_s
+    plan = [
+        # forecast first, then yellow -> orange -> red on one alert
+        ("ramp", pick("ch4", "flammable_gas", "lel"), f"{t + 60:.0f}+1500"),
+        ("ramp", pick("o2"), f"{t + 120:.0f}+1200"),  # low-direction limits
+        ("stuck", pick("temperature", "pressure", "tank_level"), f"{t + 60:.0f}+3000"),
+        ("silent", pick("co", "h2s", "dust", "pm10"), f"{t + 60:.0f}+3000"),
+        ("broken", pick("pressure", "noise", "wind_speed"), f"{t + 90:.0f}+600"),
+    ]
+    return [f"{kind}:{target}@{when}" for kind, target, when in plan if target]
+
+
+def _paced(records: Iterator[dict[str, Any]], live_from_ms: int, speed: float,
+           stop: threading.Event) -> Iterator[dict[str, Any]]:
+    """History before ``live_from_ms`` as fast as possible, then ``speed`` x real time."""
+    t0: float | None = None
+    for rec in records:
+        if stop.is_set():
+            return
+        ts = parse_rfc3339(rec["ts"]) if isinstance(rec["ts"], str) else int(rec["ts"])
+        if ts >= live_from_ms:
+            t0 = time.monotonic() if t0 is None else t0
+            due = t0 + (ts - live_from_ms) / 1000.0 / speed
+            while not stop.is_set() and time.monotonic() < due:
+                time.sleep(min(0.2, due - time.monotonic()))
+        yield rec
+
+
+def _feed(bootstrap: str, topic: str, records: Iterator[dict[str, Any]],
+          errors: list[BaseException]) -> None:
+    from pipeline import kafka_io
+
+    try:
+        kafka_io.produce_paced(records, topic, bootstrap, speed=None)
+    except BaseException as exc:
+        errors.append(exc)
+
+
+@app.command("demo")
+def demo(
+    bootstrap: str = typer.Option("", "--bootstrap", help="Use this Kafka, not a local one."),
+    sites: int = typer.Option(6, help="Simulated sites."),
+    seed: int = typer.Option(7, help="Simulator seed."),
+    speed: float = typer.Option(10.0, help="Simulated seconds per wall second (live part)."),
+    warmup: float = typer.Option(3600.0, help="Seconds of history fed first, fast."),
+    duration: float = typer.Option(0.0, help="Stop after N wall seconds (0 = until Ctrl-C)."),
+    metrics_port: int = typer.Option(9100, help="Worker's Prometheus /metrics port."),
+    board_every: float = typer.Option(15.0, help="Print the alert board every N seconds."),
+) -> None:
+    """Run broker, worker, simulated sites and the console; Ctrl-C stops everything."""
+    from pipeline import kafka_io
+    from pipeline.simulate import build_registry, generate, parse_incident
+
+    workdir = Path(tempfile.mkdtemp(prefix="ewarn-demo-"))
+    started: local_broker.BrokerInfo | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    stop = threading.Event()
+    feeder: threading.Thread | None = None
+    board = Board()
+    interrupted = False
+
+    def on_sigterm(_sig: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        if not bootstrap:
+            console.print("[bold]Starting a local Kafka broker[/] (first run fetches its jars) ...")
+            started = local_broker.start(progress=lambda m: console.print(f"  [dim]{m}[/]"))
+            bootstrap = started.bootstrap
+            console.print(f"  Kafka ready at [cyan]{bootstrap}[/] in {started.started_in_s:.1f}s")
+        settings = Settings.from_env(bootstrap=bootstrap)
+        kafka_io.create_topics(bootstrap, kafka_io.topic_specs(settings))
+
+        registry = build_registry(sites, seed)
+        reg_path = workdir / "registry.yaml"
+        reg_path.write_text(yaml.safe_dump(registry, sort_keys=False, allow_unicode=True))
+        now_ms = int(time.time() * 1000)
+        start_ms = now_ms - int(warmup * 1000)
+        specs = demo_incidents(registry, warmup)
+        incidents = [parse_incident(s) for s in specs]
+        console.print(f"[bold]Simulating {sites} sites[/], {len(registry['sensors'])} sensors; "
+                      f"registry {reg_path}")
+        for spec in specs:
+            console.print(f"  incident scheduled: [yellow]{spec}[/]")
+
+        log_path = workdir / "worker.log"
+        console.print(f"[bold]Starting the worker[/] (log {log_path}); metrics on "
+                      f"[cyan]http://127.0.0.1:{metrics_port}/metrics[/]")
+        with log_path.open("wb") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "pipeline.cli", "worker", "--bootstrap", bootstrap,
+                 "--registry", str(reg_path), "--metrics-port", str(metrics_port),
+                 "--state-dir", str(workdir / "state")],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+
+        errors: list[BaseException] = []
+        records = _paced(generate(registry, start_ms, None, incidents, seed),
+                         now_ms, speed, stop)
+        feeder = threading.Thread(target=_feed, args=(bootstrap, settings.topics.telemetry,
+                                                      records, errors), daemon=True)
+        feeder.start()
+        console.print("[bold]Following ew.warnings[/] (Ctrl-C to stop) ...\n")
+        last_board = [time.monotonic()]
+        deadline = time.monotonic() + duration if duration else None
+
+        def on_event(event: dict[str, Any]) -> None:
+            if board.apply(event):
+                console.print(event_line(event), soft_wrap=True)
+            if time.monotonic() - last_board[0] > board_every:
+                console.print(render_board(board))
+                last_board[0] = time.monotonic()
+
+        def should_stop() -> bool:
+            if worker is not None and worker.poll() is not None:
+                console.print(f"[red]worker exited ({worker.returncode}); see {log_path}[/]")
+                return True
+            return stop.is_set() or bool(errors) or (
+                deadline is not None and time.monotonic() > deadline)
+
+        follow_warnings(bootstrap, settings.topics.warnings, on_event, True, None, should_stop)
+        if errors:
+            fail(f"simulator feed failed: {errors[0]}")
+    except KeyboardInterrupt:
+        interrupted = True
+    except local_broker.BrokerError as exc:
+        fail(str(exc))
+    finally:
+        stop.set()
+        console.print("\n[bold]Stopping[/] ...")
+        if feeder is not None:
+            feeder.join(timeout=15)
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait(10)
+        if started is not None:
+            local_broker.stop(started)
+        console.print(render_board(board))
+        summary = {"events": board.events, "alerts": len(board.alerts),
+                   "kinds": sorted({a.kind for a in board.alerts.values()}),
+                   "interrupted": interrupted}
+        console.print(json.dumps(summary), highlight=False)
