@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import EventT
 
 from agents.delivery import EventPosition, SourceMarks, StagedStore
@@ -145,7 +144,7 @@ def create_app(
             else:
                 # "s": the source partition, so the site agent can hold its watermark
                 # at the slowest source (readings of one site come from all of them).
-                body = {"t": "r", "r": result.to_dict(), "s": msg.partition}
+                body = {"t": "r", "r": result.to_dict(), "s": msg.partition, "o": msg.offset}
                 await site_events.send(key=result.site_id.encode(),
                                        value=json.dumps(body).encode())
                 # Advance the watermark only once the reading is queued: a tick must
@@ -207,8 +206,14 @@ def create_app(
             if not rt.marks.known(msg.partition):
                 rt.marks.restore(msg.partition, _stored(state, f"marks:{msg.partition}"))
             watermark = rt.marks.observe(msg.partition, body.get("s"), reading.ts)
-            if store.already_applied(f"sensor:{reading.sensor_id}"):
+            # Skip what this sensor's state already contains: a re-consumed site
+            # event after a crash, or a reading the ingest forwarded twice (a
+            # telemetry partition re-read after a rebalance).
+            source = (body.get("s"), body.get("o"))
+            sensor_key = f"sensor:{reading.sensor_id}"
+            if store.already_applied(sensor_key) or store.source_applied(sensor_key, *source):
                 return
+            store.source = source
             # No watermark yet: event time must not move (0 never makes anything due).
             out = engine.on_reading(reading, 0 if watermark is None else watermark)
             snapshot = rt.marks.snapshot_due(msg.partition)
@@ -280,11 +285,6 @@ def create_app(
             # before this tick, so "delivered up to t" is true when it arrives.
             owned = {tp.partition for tp in app.consumer.assignment()
                      if tp.topic == settings.topics.telemetry}
-            for partition in owned - rt.ingest_progress.keys():
-                # Restarted with nothing new to read: recover how far the source got.
-                last = await last_event_time(settings, partition, rt.validator)
-                if last is not None:
-                    rt.ingest_progress[partition] = last
             progress = {p: ts for p, ts in rt.ingest_progress.items() if p in owned}
             advance = 0
             if settings.idle_advance_s and idle_s > settings.idle_advance_s:
@@ -308,6 +308,9 @@ def create_app(
         if rt.engine is not None:
             rt.engine.reset_hints()
         rt.marks.forget()
+        # Progress claims are only sound for what this ingest forwarded itself
+        # during its current assignment.
+        rt.ingest_progress.clear()
 
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
@@ -318,41 +321,6 @@ def create_app(
         await follow(settings, rt, on_update=lambda reg: _set_registry(rt, reg))
 
     return app, rt
-
-
-async def last_event_time(settings: Settings, partition: int, validator: Validator,
-                          lookback: int = 200) -> int | None:
-    """Event time of the newest valid reading the ingest forwarded from a partition.
-
-    A restarted ingest that finds nothing new to read still has to tell the site
-    partitions how far its sources got, or their final checks would never run.
-    """
-    tp = TopicPartition(settings.topics.telemetry, partition)
-    # The group's committed offset, not the log end: only what the ingest has
-    # already forwarded (at-least-once commits follow the flushed sends) counts.
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap,
-                                group_id=settings.app_id, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        end = await consumer.committed(tp) or 0
-        if end <= 0:
-            return None
-        consumer.seek(tp, max(0, end - lookback))
-        latest: int | None = None
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=1000)
-            if not batch:
-                break
-            for record in batch.get(tp, []):
-                result = validator.validate(
-                    record.value or b"", record.key,
-                    SourcePosition(tp.topic, partition, record.offset), now_ms())
-                if isinstance(result, Reading) and (latest is None or result.ts > latest):
-                    latest = result.ts
-        return latest
-    finally:
-        await consumer.stop()
 
 
 def rt_engine(rt: Runtime) -> Engine:

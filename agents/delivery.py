@@ -36,6 +36,9 @@ class StagedStore:
         self.table = table
         self.position = position
         self.staged: dict[str, Any] = {}
+        # The telemetry (partition, offset) of the reading being applied, if any:
+        # stamped on the entries it writes so a second delivery can be recognised.
+        self.source: tuple[Any, Any] = (None, None)
 
     def _entry(self, key: str) -> dict[str, Any] | None:
         entry = self.table.get(key)
@@ -49,6 +52,13 @@ class StagedStore:
             and entry.get("p") == self.position.partition
             and int(entry.get("o", -1)) >= self.position.offset
         )
+
+    def source_applied(self, key: str, partition: Any, offset: Any) -> bool:
+        """True if ``key`` already holds this telemetry record or a later one."""
+        entry = self._entry(key)
+        if entry is None or partition is None or offset is None:
+            return False
+        return entry.get("sp") == partition and int(entry.get("so", -1)) >= int(offset)
 
     def get_value(self, key: str) -> Any:
         if key in self.staged:
@@ -100,9 +110,14 @@ class StagedStore:
             if value is _DELETED:
                 self.table.pop(key, None)
             else:
-                self.table[key] = {
-                    "p": self.position.partition, "o": self.position.offset, "v": value,
-                }
+                entry = {"p": self.position.partition, "o": self.position.offset, "v": value}
+                if self.source[0] is not None and key.startswith("sensor:"):
+                    entry["sp"], entry["so"] = self.source
+                elif key.startswith("sensor:"):
+                    previous = self._entry(key)  # a tick: keep the last reading's source
+                    if previous is not None and "sp" in previous:
+                        entry["sp"], entry["so"] = previous["sp"], previous["so"]
+                self.table[key] = entry
         n = len(self.staged)
         self.staged.clear()
         return n

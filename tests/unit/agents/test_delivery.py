@@ -97,3 +97,24 @@ def test_source_marks_snapshot_and_restore() -> None:
     other.restore(0, saved)
     assert other.known(0)
     assert other.watermark(0) == 120
+
+
+def test_source_positions_recognise_a_second_delivery() -> None:
+    table: dict[str, Any] = {}
+    store = StagedStore(table, EventPosition(0, 10))
+    store.source = (3, 500)
+    store.view("sensor:")["a"] = {"x": 1}
+    store.view("site:")["s"] = {"y": 1}
+    store.flush()
+    assert table["sensor:a"]["sp"] == 3 and table["sensor:a"]["so"] == 500
+    assert "sp" not in table["site:s"]
+    later = StagedStore(table, EventPosition(0, 99))  # the same reading, forwarded again
+    assert later.source_applied("sensor:a", 3, 500)
+    assert later.source_applied("sensor:a", 3, 499)
+    assert not later.source_applied("sensor:a", 3, 501)
+    assert not later.source_applied("sensor:a", 2, 400)  # another source partition
+    # A tick rewriting the sensor keeps the last reading's source position.
+    tick = StagedStore(table, EventPosition(0, 100))
+    tick.view("sensor:")["a"] = {"x": 2}
+    tick.flush()
+    assert (table["sensor:a"]["sp"], table["sensor:a"]["so"]) == (3, 500)
