@@ -3,7 +3,9 @@
 Counters move as records flow (via ``Runtime.notify``); gauges (open alerts,
 hidden dangers, site risk, stale sensors, consumer lag) are snapshots taken by a
 timer from this worker's own view: each worker reports the alerts it published,
-and Prometheus sums across workers.
+and Prometheus sums across workers. Processing time per stage comes from a
+Faust sensor around every stream event (agents handle one event at a time, so
+an event is the batch of ``ewarn_batch_processing_seconds``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import uuid
 from typing import Any
 
 import faust
+from faust.sensors import Sensor
+from faust.types import TP, EventT, StreamT
 
 from agents.app import Runtime
 from pipeline import __version__
@@ -89,6 +93,44 @@ class WorkerObserver:
         self.metrics.set_stale_sensors(stale)
 
 
+class StageTimer(Sensor):
+    """Observes each stream event's processing time under its pipeline stage.
+
+    Stages are named after the agent's input topic (``ingest``, ``site``,
+    ``dispositions``, ``region``), never after a topic name: names carry the
+    deployment's app id and would make a new series per deployment.
+    """
+
+    def __init__(self, metrics: Metrics, stages: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
+        self.stages = stages
+
+    def on_stream_event_in(self, tp: TP, offset: int, stream: StreamT[Any],
+                           event: EventT[Any]) -> dict[str, Any] | None:
+        return {"t0": time.perf_counter()}
+
+    def on_stream_event_out(self, tp: TP, offset: int, stream: StreamT[Any], event: EventT[Any],
+                            state: dict[str, Any] | None = None) -> None:
+        if state is None:
+            return
+        try:
+            stage = self.stages.get(tp.topic, "other")
+            self.metrics.observe_batch(stage, time.perf_counter() - state["t0"])
+        except Exception:  # metrics must never stop the stream
+            log.exception("stage timing failed")
+
+
+def stage_names(settings: Settings) -> dict[str, str]:
+    """Input topic -> stage label of the agent that consumes it (see agents/app.py)."""
+    return {
+        settings.topics.telemetry: "ingest",
+        f"{settings.app_id}-site-events": "site",
+        settings.topics.dispositions: "dispositions",
+        f"{settings.app_id}-site-risk": "region",
+    }
+
+
 async def consumer_lag(app: faust.App) -> dict[tuple[str, int], int]:
     """Highwater minus position for every partition assigned to this worker."""
     consumer = app.consumer
@@ -109,6 +151,7 @@ def attach_metrics(app: faust.App, rt: Runtime, settings: Settings) -> Metrics |
     metrics.set_worker_info(__version__, f"{settings.app_id}-{uuid.uuid4().hex[:6]}")
     observer = WorkerObserver(metrics, rt.registry)
     rt.hooks.append(observer)
+    app.sensors.add(StageTimer(metrics, stage_names(settings)))
     start_http_server(metrics, settings.metrics_port, settings.metrics_host)
 
     @app.timer(interval=5.0)

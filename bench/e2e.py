@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 from aiokafka import AIOKafkaConsumer
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 
 from pipeline import broker as local_broker
 from pipeline import kafka_io
@@ -65,12 +65,8 @@ def reading(sensor: dict[str, Any], value: float, ts_ms: int) -> bytes:
 
 def settings_for(bootstrap: str, tag: str, partitions: int) -> tuple[Settings, dict[str, str]]:
     env = dict(os.environ)
-    topics = Topics(*(f"{name}.{tag}" for name in ("ew.telemetry", "ew.deadletter",
-                                                    "ew.registry", "ew.warnings",
-                                                    "ew.dispositions", "ew.risk")))
-    for field, value in zip(("TELEMETRY", "DEADLETTER", "REGISTRY", "WARNINGS", "DISPOSITIONS",
-                             "RISK"), topics, strict=True):
-        env[f"EWARN_TOPIC_{field}"] = value
+    for name in ("telemetry", "deadletter", "registry", "warnings", "dispositions", "risk"):
+        env[f"EWARN_TOPIC_{name.upper()}"] = f"{getattr(Topics(), name)}.{tag}"
     env.update({"EWARN_BOOTSTRAP": bootstrap, "EWARN_PARTITIONS": str(partitions),
                 "EWARN_APP_ID": f"bench-{tag}", "EWARN_IDLE_ADVANCE_S": "0"})
     return Settings.from_env(env), env
@@ -110,16 +106,15 @@ async def raw_consume(bootstrap: str, topic: str, total: int) -> float:
     return n / (time.perf_counter() - began)
 
 
-def group_progress(admin: KafkaAdminClient, consumer: KafkaConsumer, group: str,
+def group_progress(group_consumer: KafkaConsumer, consumer: KafkaConsumer,
                    topic: str) -> tuple[int, int]:
-    """(committed, end) summed over the topic's partitions for ``group``."""
+    """(committed, end) summed over the topic's partitions for the group."""
     parts = consumer.partitions_for_topic(topic) or set()
     tps = [TopicPartition(topic, p) for p in parts]
     if not tps:
         return 0, 1
     end = consumer.end_offsets(tps)
-    committed = admin.list_consumer_group_offsets(group)
-    done = sum(committed[tp].offset for tp in tps if tp in committed and committed[tp].offset > 0)
+    done = sum(group_consumer.committed(tp) or 0 for tp in tps)
     return done, sum(end.values())
 
 
@@ -143,7 +138,9 @@ def pipeline_throughput(bootstrap: str, sensors: list[dict[str, Any]], per_senso
     reg_path = workdir / "registry.yaml"
     reg_path.write_text(yaml.safe_dump(registry_with_sensors(sensors), sort_keys=False))
     worker = start_worker(env, reg_path, workdir)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    # Only reads the group's committed offsets (never joins it).
+    group_consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=settings.app_id,
+                                   enable_auto_commit=False)
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     internal = f"{settings.app_id}-site-events"
     first_progress: float | None = None
@@ -151,9 +148,8 @@ def pipeline_throughput(bootstrap: str, sensors: list[dict[str, Any]], per_senso
     try:
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
-            ingest_done, _ = group_progress(admin, consumer, settings.app_id,
-                                            settings.topics.telemetry)
-            site_done, site_end = group_progress(admin, consumer, settings.app_id, internal)
+            ingest_done, _ = group_progress(group_consumer, consumer, settings.topics.telemetry)
+            site_done, site_end = group_progress(group_consumer, consumer, internal)
             if first_progress is None and ingest_done > 0:
                 first_progress, first_done = time.monotonic(), ingest_done
             if ingest_done >= total and site_done >= site_end and site_end >= total:
@@ -165,7 +161,7 @@ def pipeline_throughput(bootstrap: str, sensors: list[dict[str, Any]], per_senso
     finally:
         worker.terminate()
         worker.wait(60)
-        admin.close()
+        group_consumer.close()
         consumer.close()
     rate = (total - first_done) / max(elapsed, 1e-9)
     return {"readings": total, "produce_s": produce_s, "raw_per_s": raw,

@@ -42,20 +42,13 @@ from prometheus_client import (
 from prometheus_client import start_http_server as _prom_start_http_server
 
 from pipeline.model import EVENT_TYPES, INDUSTRIES, KINDS, LEVELS, AlertEvent
+from pipeline.validation import REASON_CODES
 
 Outcome = Literal["accepted", "rejected"]
 OUTCOMES: tuple[Outcome, ...] = ("accepted", "rejected")
 
 #: Dead-letter reason codes of the contract; anything else is counted as ``other``.
-DEAD_LETTER_REASONS: tuple[str, ...] = (
-    "malformed_json",
-    "schema_violation",
-    "non_finite_value",
-    "bad_timestamp",
-    "unit_mismatch",
-    "unknown_sensor",
-    "too_large",
-)
+DEAD_LETTER_REASONS: tuple[str, ...] = REASON_CODES
 
 #: Label value for records that cannot be attributed (e.g. malformed JSON).
 UNKNOWN = "unknown"

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 import orjson
 
@@ -78,15 +78,7 @@ Reason = Literal[
     "unknown_sensor",
     "too_large",
 ]
-REASON_CODES: Final[tuple[Reason, ...]] = (
-    "malformed_json",
-    "schema_violation",
-    "non_finite_value",
-    "bad_timestamp",
-    "unit_mismatch",
-    "unknown_sensor",
-    "too_large",
-)
+REASON_CODES: Final[tuple[Reason, ...]] = get_args(Reason)
 TELEMETRY_SCHEMA: Final = "ew.telemetry/1"
 MAX_TS_MS: Final = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 _REQUIRED: Final = ("site_id", "sensor_id", "metric", "value", "ts")
