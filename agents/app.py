@@ -60,6 +60,7 @@ class Runtime:
     last_input_wall: float = field(default_factory=time.monotonic)
     ingest_watermark_ms: int | None = None
     ingest_progress: dict[int, int] = field(default_factory=dict)  # source -> latest ts
+    ingest_offsets: dict[int, int] = field(default_factory=dict)  # source -> last offset
     last_tick: Any = None
     events_processed: int = 0
     alerts_published: int = 0
@@ -106,6 +107,9 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
         producer_acks=-1,
+        # A few ms of linger turn one socket write per message into batches: every
+        # reading produces a repartitioned record and a changelog record.
+        producer_linger=0.005,
         logging_config=None,
     )
     rt = Runtime(settings, registry, Validator(registry, ValidationParams()),
@@ -154,6 +158,7 @@ def create_app(
                 if rt.ingest_watermark_ms is None or result.ts > rt.ingest_watermark_ms:
                     rt.ingest_watermark_ms = result.ts
                 rt.notify("reading", result)
+            rt.ingest_offsets[msg.partition] = msg.offset
             yield None
 
     # --- dispositions: validate, route to the alert's site -----------------------------
@@ -283,9 +288,19 @@ def create_app(
             idle_s = time.monotonic() - rt.last_input_wall
             # Only sources this worker's ingest still owns: their readings were sent
             # before this tick, so "delivered up to t" is true when it arrives.
-            owned = {tp.partition for tp in app.consumer.assignment()
+            owned = {tp for tp in app.consumer.assignment()
                      if tp.topic == settings.topics.telemetry}
-            progress = {p: ts for p, ts in rt.ingest_progress.items() if p in owned}
+            progress = {tp.partition: rt.ingest_progress[tp.partition] for tp in owned
+                        if tp.partition in rt.ingest_progress}
+            # A source with nothing pending has delivered everything it has: it must
+            # not hold event time back (a partition whose sensors all went quiet).
+            latest = max(progress.values(), default=None)
+            for tp in owned:
+                done = rt.ingest_offsets.get(tp.partition)
+                highwater = app.consumer.highwater(tp)
+                if latest is not None and done is not None and highwater is not None \
+                        and done + 1 >= highwater:
+                    progress[tp.partition] = latest
             advance = 0
             if settings.idle_advance_s and idle_s > settings.idle_advance_s:
                 advance = int((idle_s - settings.idle_advance_s) * 1000)
@@ -311,6 +326,7 @@ def create_app(
         # Progress claims are only sound for what this ingest forwarded itself
         # during its current assignment.
         rt.ingest_progress.clear()
+        rt.ingest_offsets.clear()
 
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 

@@ -33,7 +33,7 @@ from kafka import KafkaConsumer, TopicPartition
 from pipeline import broker as local_broker
 from pipeline import kafka_io
 from pipeline.settings import Settings, Topics
-from pipeline.simulate import build_registry
+from pipeline.simulate import build_registry, generate
 
 
 def registry_with(n_sensors: int, seed: int = 1) -> dict[str, Any]:
@@ -72,17 +72,18 @@ def settings_for(bootstrap: str, tag: str, partitions: int) -> tuple[Settings, d
     return Settings.from_env(env), env
 
 
-def preload(bootstrap: str, topic: str, sensors: list[dict[str, Any]], per_sensor: int) -> float:
-    prod = kafka_io.producer(bootstrap, linger_ms=50, acks=1, compression_type=None)
-    t0_ms = 1_795_852_800_000
+def preload(bootstrap: str, topic: str, registry: dict[str, Any],
+            seconds: float) -> tuple[int, float]:
+    """Simulated calm telemetry (as in production: alerts are rare) for ``seconds``."""
+    prod = kafka_io.producer(bootstrap, linger_ms=50, acks=1)
     began = time.perf_counter()
-    for i in range(per_sensor):
-        for s in sensors:
-            ts = t0_ms + int(i * s["interval_s"] * 1000)
-            prod.send(topic, key=s["sensor_id"].encode(), value=reading(s, normal_value(s, i), ts))
+    n = 0
+    for rec in generate(registry, 1_795_852_800_000, seconds, (), seed=3):
+        prod.send(topic, key=rec["sensor_id"].encode(), value=json.dumps(rec).encode())
+        n += 1
     prod.flush()
     prod.close()
-    return time.perf_counter() - began
+    return n, time.perf_counter() - began
 
 
 async def raw_consume(bootstrap: str, topic: str, total: int) -> float:
@@ -132,11 +133,11 @@ def pipeline_throughput(bootstrap: str, sensors: list[dict[str, Any]], per_senso
     tag = f"tp{int(time.time())}"
     settings, env = settings_for(bootstrap, tag, partitions)
     kafka_io.create_topics(bootstrap, kafka_io.topic_specs(settings))
-    total = len(sensors) * per_sensor
-    produce_s = preload(bootstrap, settings.topics.telemetry, sensors, per_sensor)
+    registry = registry_with_sensors(sensors)
+    total, produce_s = preload(bootstrap, settings.topics.telemetry, registry, per_sensor * 10.0)
     raw = asyncio.run(raw_consume(bootstrap, settings.topics.telemetry, total))
     reg_path = workdir / "registry.yaml"
-    reg_path.write_text(yaml.safe_dump(registry_with_sensors(sensors), sort_keys=False))
+    reg_path.write_text(yaml.safe_dump(registry, sort_keys=False))
     worker = start_worker(env, reg_path, workdir)
     # Only reads the group's committed offsets (never joins it).
     group_consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=settings.app_id,
@@ -255,7 +256,8 @@ def latency(bootstrap: str, sensors: list[dict[str, Any]], rate: int, seconds: f
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sensors", type=int, default=2000)
-    ap.add_argument("--readings", type=int, default=50)
+    ap.add_argument("--readings", type=int, default=50,
+                    help="simulated duration = readings x 10 s (10 s sensors get this many)")
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--rate", type=int, default=20000, help="offered load for latency")
     ap.add_argument("--seconds", type=float, default=30.0)

@@ -48,8 +48,8 @@ class Settings:
     idle_advance_s: float = 60.0
     # A site partition merges readings from every telemetry partition; its
     # watermark is the slowest source's progress, but never more than this far
-    # behind the fastest one (bounds how long a stopped source delays checks).
-    source_lag_s: float = 600.0
+    # behind the fastest one (a safety net: a caught-up source never holds it back).
+    source_lag_s: float = 3600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
