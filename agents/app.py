@@ -61,6 +61,7 @@ class Runtime:
     ingest_watermark_ms: int | None = None
     ingest_progress: dict[int, int] = field(default_factory=dict)  # source -> latest ts
     ingest_offsets: dict[int, int] = field(default_factory=dict)  # source -> last offset
+    ingest_last_wall: dict[int, float] = field(default_factory=dict)  # source -> last record
     last_tick: Any = None
     events_processed: int = 0
     alerts_published: int = 0
@@ -159,6 +160,7 @@ def create_app(
                     rt.ingest_watermark_ms = result.ts
                 rt.notify("reading", result)
             rt.ingest_offsets[msg.partition] = msg.offset
+            rt.ingest_last_wall[msg.partition] = time.monotonic()
             yield None
 
     # --- dispositions: validate, route to the alert's site -----------------------------
@@ -181,7 +183,8 @@ def create_app(
                     msg.key,
                 )
             else:
-                body = {"t": "d", "d": _disposition_dict(parsed)}
+                body = {"t": "d", "d": _disposition_dict(parsed),
+                        "src": [msg.topic, msg.partition, msg.offset]}
                 await site_events.send(key=site_id.encode(), value=json.dumps(body).encode())
             yield None
 
@@ -205,6 +208,7 @@ def create_app(
         store = StagedStore(state, pos)
         engine.use_stores(store.view("sensor:"), store.view("site:"))
         kind = body.get("t")
+        origin: SourcePosition | None = None  # where a disposition was read
         if kind == "r":
             reading = Reading.from_dict(body["r"])
             rt.last_input_wall = time.monotonic()
@@ -229,6 +233,8 @@ def create_app(
             out = engine.on_disposition(Disposition(
                 alert_id=d["alert_id"], action=d["action"], by=d["by"], at=int(d["at"]),
                 note=d.get("note")))
+            if body.get("src"):
+                origin = SourcePosition(*body["src"])
         elif kind == "w":
             if not rt.marks.known(msg.partition):
                 rt.marks.restore(msg.partition, _stored(state, f"marks:{msg.partition}"))
@@ -242,11 +248,11 @@ def create_app(
             out = engine.on_watermark(ticked)
         else:
             return
-        await publish(out)
+        await publish(out, origin)
         store.flush()  # only after the outputs were acknowledged by the broker
         rt.events_processed += 1
 
-    async def publish(out: EngineOutput) -> None:
+    async def publish(out: EngineOutput, source: SourcePosition | None = None) -> None:
         futures = []
         sent_ms = now_ms()
         for alert in out.alerts:
@@ -259,6 +265,16 @@ def create_app(
             futures.append(await site_risk.send(key=str(item.get("id")).encode(),
                                                 value=json.dumps(item).encode()))
         for rejected, reason in out.rejected:
+            # Never applied silently: the operator's message goes to the dead letters
+            # with the lifecycle's reason (illegal_transition, not_resolved, ...).
+            raw = (json.dumps(_disposition_dict(rejected)).encode()
+                   if isinstance(rejected, Disposition) else bytes(rejected))
+            key = rejected.alert_id.encode() if isinstance(rejected, Disposition) else None
+            dl = dead_letter(raw, key, source or SourcePosition(settings.topics.dispositions, 0, 0),
+                             now_ms(), reason,
+                             f"disposition rejected by the alert lifecycle: {reason}")
+            futures.append(await deadletter.send(key=key, value=json.dumps(dl.to_dict()).encode()))
+            rt.notify("dead_letter", dl)
             rt.notify("disposition_rejected", (rejected, reason))
         if futures:
             await asyncio.gather(*futures)
@@ -292,15 +308,25 @@ def create_app(
                      if tp.topic == settings.topics.telemetry}
             progress = {tp.partition: rt.ingest_progress[tp.partition] for tp in owned
                         if tp.partition in rt.ingest_progress}
-            # A source with nothing pending has delivered everything it has: it must
-            # not hold event time back (a partition whose sensors all went quiet).
+            # A source with nothing pending that has stayed quiet for a while has
+            # delivered everything it has: it must not hold event time back (a
+            # partition whose sensors all went quiet). "A while", because during a
+            # replay or backlog a partition is often caught up for a moment.
             latest = max(progress.values(), default=None)
+            quiet_s = max(30.0, 3 * settings.idle_tick_s)
+            now = time.monotonic()
             for tp in owned:
-                done = rt.ingest_offsets.get(tp.partition)
+                # first sight counts as activity: quiet means quiet *since we looked*
+                last_seen = rt.ingest_last_wall.setdefault(tp.partition, now)
+                if latest is None or now - last_seen < quiet_s:
+                    continue
                 highwater = app.consumer.highwater(tp)
-                if latest is not None and done is not None and highwater is not None \
-                        and done + 1 >= highwater:
-                    progress[tp.partition] = latest
+                position = await app.consumer.position(tp)
+                done = rt.ingest_offsets.get(tp.partition)
+                fetched_all = highwater is not None and position is not None \
+                    and position >= highwater
+                if fetched_all and (done is None or done + 1 >= (highwater or 0)):
+                    progress[tp.partition] = max(progress.get(tp.partition, latest), latest)
             advance = 0
             if settings.idle_advance_s and idle_s > settings.idle_advance_s:
                 advance = int((idle_s - settings.idle_advance_s) * 1000)
@@ -327,6 +353,7 @@ def create_app(
         # during its current assignment.
         rt.ingest_progress.clear()
         rt.ingest_offsets.clear()
+        rt.ingest_last_wall.clear()
 
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
