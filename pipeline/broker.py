@@ -201,25 +201,31 @@ def start(
         raise BrokerError(f"storage format failed: {fmt.stdout}{fmt.stderr}")
     progress(f"starting Kafka on 127.0.0.1:{port} ...")
     log = (data_dir / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            *base[:1],
-            f"-Xms{heap}",
-            f"-Xmx{heap}",
-            "-XX:+UseG1GC",
-            "-XX:TieredStopAtLevel=1",
-            "-Xshare:auto",
-            *base[1:],
-            "kafka.Kafka",
-            str(config),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # Ctrl-C in a terminal reaches us, not the broker directly
-    )
-    log.close()
+    # Ctrl-C must not land between the fork and the assignment of ``proc``: the
+    # broker would run on with nobody to stop it. Signals wait until it is known.
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    command = [
+        *base[:1], f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
+        "-Xshare:auto", *base[1:], "kafka.Kafka", str(config),
+    ]
     try:
+        proc = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in a terminal reaches us, not the broker directly
+            preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals),
+        )
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise
+    finally:
+        log.close()
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)  # a pending Ctrl-C fires here
         _wait_ready(f"127.0.0.1:{port}", proc, timeout_s)
     except BaseException:
         _terminate(proc.pid)
