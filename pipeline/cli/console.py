@@ -81,6 +81,21 @@ def render_board(board: Board, max_sites: int = 12) -> RenderableType:
     return Group(summary, table, hidden)
 
 
+class BoardPrinter:
+    """Prints each new event as a line (repeats dropped) and the board every few seconds."""
+
+    def __init__(self, board: Board, console: Console, board_every: float) -> None:
+        self.board, self.console, self.board_every = board, console, board_every
+        self.last_board = time.monotonic()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if self.board.apply(event):
+            self.console.print(event_line(event), soft_wrap=True)
+        if time.monotonic() - self.last_board > self.board_every:
+            self.console.print(render_board(self.board))
+            self.last_board = time.monotonic()
+
+
 def follow_warnings(
     bootstrap: str,
     topic: str,
@@ -121,15 +136,7 @@ def tail(
     settings = Settings.from_env(bootstrap=bootstrap)
     console = Console()
     board = Board()
-    last_board = [time.monotonic()]
-
-    def on_event(event: dict[str, Any]) -> None:
-        if board.apply(event):
-            console.print(event_line(event), soft_wrap=True)
-        if time.monotonic() - last_board[0] > board_every:
-            console.print(render_board(board))
-            last_board[0] = time.monotonic()
-
+    on_event = BoardPrinter(board, console, board_every)
     with contextlib.suppress(KeyboardInterrupt):
         follow_warnings(bootstrap, topic or settings.topics.warnings, on_event, from_beginning,
                         duration or None)

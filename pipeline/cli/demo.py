@@ -27,7 +27,7 @@ from rich.console import Console
 
 from pipeline import broker as local_broker
 from pipeline.cli._app import app, fail
-from pipeline.cli.console import event_line, follow_warnings, render_board
+from pipeline.cli.console import BoardPrinter, follow_warnings, render_board
 from pipeline.detect.params import DetectorParams
 from pipeline.opsview import Board
 from pipeline.settings import Settings
@@ -209,15 +209,8 @@ def demo(
                                                       records, errors), daemon=True)
         feeder.start()
         console.print(f"[bold]Following {settings.topics.warnings}[/] (Ctrl-C to stop) ...\n")
-        last_board = [time.monotonic()]
+        on_event = BoardPrinter(board, console, board_every)
         deadline = time.monotonic() + duration if duration else None
-
-        def on_event(event: dict[str, Any]) -> None:
-            if board.apply(event):
-                console.print(event_line(event), soft_wrap=True)
-            if time.monotonic() - last_board[0] > board_every:
-                console.print(render_board(board))
-                last_board[0] = time.monotonic()
 
         def should_stop() -> bool:
             nonlocal worker_failed
