@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -263,6 +264,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--bootstrap", default="")
     args = ap.parse_args()
+    # SIGTERM ends the run through the finally blocks, so the broker is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}")
     started = None
