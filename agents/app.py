@@ -39,10 +39,16 @@ from agents.delivery import EventPosition, SourceMarks, StagedStore
 from pipeline.engine import Engine, EngineOutput, EngineParams
 from pipeline.model import AlertEvent, DeadLetter, Disposition, Reading, Registry, SourcePosition
 from pipeline.settings import Settings
-from pipeline.validation import ValidationParams, Validator, dead_letter, parse_disposition
+from pipeline.timeutil import to_rfc3339
+from pipeline.validation import (
+    ValidationParams,
+    Validator,
+    dead_letter,
+    disposition_to_dict,
+    parse_disposition,
+)
 
 log = logging.getLogger("ewarn.agents")
-
 
 
 def now_ms() -> int:
@@ -56,6 +62,7 @@ class Runtime:
     settings: Settings
     registry: Registry
     validator: Validator
+    marks: SourceMarks
     engine: Engine | None = None
     last_input_wall: float = field(default_factory=time.monotonic)
     ingest_watermark_ms: int | None = None
@@ -63,10 +70,7 @@ class Runtime:
     ingest_offsets: dict[int, int] = field(default_factory=dict)  # source -> last offset
     ingest_last_wall: dict[int, float] = field(default_factory=dict)  # source -> last record
     last_tick: Any = None
-    events_processed: int = 0
-    alerts_published: int = 0
     hooks: list[Any] = field(default_factory=list)  # callables(kind, payload) for metrics
-    marks: SourceMarks = field(default_factory=lambda: SourceMarks(600_000))
 
     def notify(self, kind: str, payload: Any) -> None:
         for hook in self.hooks:
@@ -114,7 +118,7 @@ def create_app(
         logging_config=None,
     )
     rt = Runtime(settings, registry, Validator(registry, ValidationParams()),
-                 marks=SourceMarks(int(settings.source_lag_s * 1000), sources=source_count))
+                 SourceMarks(int(settings.source_lag_s * 1000), sources=source_count))
     topics = settings.topics
     telemetry = _raw_topic(app, topics.telemetry)
     dispositions = _raw_topic(app, topics.dispositions)
@@ -200,6 +204,17 @@ def create_app(
                               event.message.offset)
             yield None
 
+    def load_marks(partition: int) -> None:
+        """A partition new to this worker continues from its stored source progress."""
+        if not rt.marks.known(partition):
+            entry = state.get(f"marks:{partition}")
+            rt.marks.restore(partition, entry.get("v") if isinstance(entry, dict) else None)
+
+    def save_marks(store: StagedStore, partition: int) -> None:
+        snapshot = rt.marks.snapshot_due(partition)
+        if snapshot is not None:
+            store.view("marks:")[str(partition)] = snapshot
+
     async def handle_site_event(event: EventT[bytes]) -> None:
         msg = event.message
         pos = EventPosition(msg.partition, msg.offset)
@@ -212,8 +227,7 @@ def create_app(
         if kind == "r":
             reading = Reading.from_dict(body["r"])
             rt.last_input_wall = time.monotonic()
-            if not rt.marks.known(msg.partition):
-                rt.marks.restore(msg.partition, _stored(state, f"marks:{msg.partition}"))
+            load_marks(msg.partition)
             watermark = rt.marks.observe(msg.partition, body.get("s"), reading.ts)
             # Skip what this sensor's state already contains: a re-consumed site
             # event after a crash, or a reading the ingest forwarded twice (a
@@ -225,9 +239,7 @@ def create_app(
             store.source = source
             # No watermark yet: event time must not move (0 never makes anything due).
             out = engine.on_reading(reading, 0 if watermark is None else watermark)
-            snapshot = rt.marks.snapshot_due(msg.partition)
-            if snapshot is not None:
-                store.view("marks:")[str(msg.partition)] = snapshot
+            save_marks(store, msg.partition)
         elif kind == "d":
             d = body["d"]
             out = engine.on_disposition(Disposition(
@@ -236,13 +248,10 @@ def create_app(
             if body.get("src"):
                 origin = SourcePosition(*body["src"])
         elif kind == "w":
-            if not rt.marks.known(msg.partition):
-                rt.marks.restore(msg.partition, _stored(state, f"marks:{msg.partition}"))
+            load_marks(msg.partition)
             progress = {int(k): int(v) for k, v in body.get("m", {}).items()}
             ticked = rt.marks.tick(msg.partition, progress, int(body.get("adv", 0)))
-            snapshot = rt.marks.snapshot_due(msg.partition)
-            if snapshot is not None:
-                store.view("marks:")[str(msg.partition)] = snapshot
+            save_marks(store, msg.partition)
             if ticked is None:
                 return
             out = engine.on_watermark(ticked)
@@ -250,14 +259,13 @@ def create_app(
             return
         await publish(out, origin)
         store.flush()  # only after the outputs were acknowledged by the broker
-        rt.events_processed += 1
 
     async def publish(out: EngineOutput, source: SourcePosition | None = None) -> None:
         futures = []
         sent_ms = now_ms()
         for alert in out.alerts:
             alert_out = AlertEvent.to_dict(alert)
-            alert_out["emitted_at"] = _rfc(sent_ms)
+            alert_out["emitted_at"] = to_rfc3339(sent_ms)
             futures.append(await warnings.send(key=alert.alert_id.encode(),
                                                value=json.dumps(alert_out).encode()))
             rt.notify("alert", alert)
@@ -267,9 +275,8 @@ def create_app(
         for rejected, reason in out.rejected:
             # Never applied silently: the operator's message goes to the dead letters
             # with the lifecycle's reason (illegal_transition, not_resolved, ...).
-            raw = (json.dumps(_disposition_dict(rejected)).encode()
-                   if isinstance(rejected, Disposition) else bytes(rejected))
-            key = rejected.alert_id.encode() if isinstance(rejected, Disposition) else None
+            raw = json.dumps(disposition_to_dict(rejected)).encode()
+            key = rejected.alert_id.encode()
             dl = dead_letter(raw, key, source or SourcePosition(settings.topics.dispositions, 0, 0),
                              now_ms(), reason,
                              f"disposition rejected by the alert lifecycle: {reason}")
@@ -278,7 +285,6 @@ def create_app(
             rt.notify("disposition_rejected", (rejected, reason))
         if futures:
             await asyncio.gather(*futures)
-            rt.alerts_published += len(out.alerts)
 
     # --- region roll-up (single partition: sees every site) ---------------------------
     @app.agent(site_risk)
@@ -380,16 +386,5 @@ def _set_registry(rt: Runtime, registry: Registry) -> None:
     rt.notify("registry", registry)
 
 
-def _stored(table: Any, key: str) -> Any:
-    entry = table.get(key)
-    return entry.get("v") if isinstance(entry, dict) else None
-
-
 def _disposition_dict(d: Disposition) -> dict[str, Any]:
     return {"alert_id": d.alert_id, "action": d.action, "by": d.by, "at": d.at, "note": d.note}
-
-
-def _rfc(ms: int) -> str:
-    from pipeline.timeutil import to_rfc3339
-
-    return to_rfc3339(ms)

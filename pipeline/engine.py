@@ -80,7 +80,7 @@ class EngineOutput:
 
     alerts: list[AlertEvent] = field(default_factory=list)
     risks: list[dict[str, Any]] = field(default_factory=list)
-    rejected: list[tuple[Disposition | bytes, str]] = field(default_factory=list)
+    rejected: list[tuple[Disposition, str]] = field(default_factory=list)
 
     def extend(self, other: EngineOutput) -> None:
         self.alerts.extend(other.alerts)

@@ -10,8 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,15 +106,6 @@ def start_worker(dep: Deployment, registry: Path | None = None,
         proc = subprocess.Popen(cmd, env=dep.env(), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
     return WorkerProcess(proc, log_path, metrics_port, web_port)
-
-
-@contextmanager
-def running_worker(dep: Deployment, registry: Path | None = None) -> Iterator[WorkerProcess]:
-    worker = start_worker(dep, registry)
-    try:
-        yield worker
-    finally:
-        worker.stop()
 
 
 def consume(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], bool],
