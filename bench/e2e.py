@@ -52,8 +52,8 @@ def normal_value(sensor: dict[str, Any], i: int) -> float:
     """A calm value well inside the sensor's normal band (below every level)."""
     levels = sensor["thresholds"]["levels"]
     lo, hi = sensor["range"]
-    first = levels["blue"]
-    base = first * (0.5 if sensor["thresholds"]["direction"] == "high" else 1.5)
+    first: float = levels["blue"]
+    base: float = first * (0.5 if sensor["thresholds"]["direction"] == "high" else 1.5)
     base = min(max(base, lo), hi)
     return round(base + ((i * 7919 + len(sensor["sensor_id"])) % 100 - 50) * 1e-3 * abs(first), 4)
 

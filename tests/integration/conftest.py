@@ -32,7 +32,7 @@ def bootstrap(kafka_broker: local_broker.BrokerInfo) -> str:
 
 
 @pytest.fixture
-def make_topic(bootstrap: str) -> Callable[..., str]:
+def make_topic(bootstrap: str) -> Iterator[Callable[..., str]]:
     """Create a uniquely named topic with kafka-python's admin client; return its name."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ewarn-tests")
 
@@ -49,5 +49,5 @@ def make_topic(bootstrap: str) -> Callable[..., str]:
             time.sleep(0.05)
         return name
 
-    yield _make  # type: ignore[misc]
+    yield _make
     admin.close()

@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline import __version__, kafka_io
 from pipeline.metrics import promql_metric_names
-from pipeline.model import AlertEvent, Responsible
+from pipeline.model import AlertEvent, EventType, Kind, Level, Responsible
 from pipeline.registry import load_registry
 from pipeline.settings import Settings
 from schemas import validator_for
@@ -320,11 +320,11 @@ def test_ack_writes_a_valid_disposition_the_worker_applies(fed: Fed) -> None:
     assert len(again) == 1
 
 
-def alert_event(alert_id: str, seq: int, event: str, kind: str, level: str | None,
+def alert_event(alert_id: str, seq: int, event: EventType, kind: Kind, level: Level | None,
                 message: str, site: str = "HB-WH-0001") -> dict[str, Any]:
     ts = 1_795_852_800_000 + seq * 60_000
     return AlertEvent(
-        alert_id=alert_id, event=event, kind=kind, level=level,  # type: ignore[arg-type]
+        alert_id=alert_id, event=event, kind=kind, level=level,
         site_id=site, sensor_id=alert_id.split(":")[0], metric="ch4", value=1.2,
         threshold=1.0, score=None, started_at=ts, ts=ts, message=message,
         responsible=Responsible("Example Mining Co.", "Wuhan EMB", ("Hubei", "Wuhan", "X")),

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaProducer
@@ -44,8 +45,13 @@ def test_record_then_replay_keeps_key_value_headers_partition_and_time(
     assert ewarn("record", "--topic", dst, "--out", str(second),
                  bootstrap=bootstrap).returncode == 0
     again = [json.loads(x) for x in second.read_text().splitlines()]
-    strip = lambda r: {k: v for k, v in r.items() if k not in ("topic", "offset")}  # noqa: E731
-    key = lambda r: (r["partition"], r["offset"])  # noqa: E731
+
+    def strip(r: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in r.items() if k not in ("topic", "offset")}
+
+    def key(r: dict[str, Any]) -> tuple[int, int]:
+        return (r["partition"], r["offset"])
+
     assert [strip(r) for r in sorted(again, key=key)] == [strip(r) for r in sorted(rows, key=key)]
 
 

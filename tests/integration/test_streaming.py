@@ -36,7 +36,10 @@ def detect_offline(registry: Path, telemetry: Path, tmp: Path) -> tuple[list[dic
          "--input", str(telemetry), "--alerts", str(alerts), "--deadletter", str(dead)],
         check=True, capture_output=True,
     )
-    load = lambda p: [json.loads(x) for x in p.read_text().splitlines() if x.strip()]  # noqa: E731
+
+    def load(p: Path) -> list[dict[str, Any]]:
+        return [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+
     return load(alerts), load(dead)
 
 
@@ -104,7 +107,10 @@ def long_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     by_metric: dict[str, list[str]] = {}
     for s in registry["sensors"]:
         by_metric.setdefault(s["metric"], []).append(s["sensor_id"])
-    first = lambda *ms: next(by_metric[m][0] for m in ms if by_metric.get(m))  # noqa: E731
+
+    def first(*ms: str) -> str:
+        return next(by_metric[m][0] for m in ms if by_metric.get(m))
+
     incidents = [
         parse_incident(f"ramp:{first('ch4', 'lel', 'h2s', 'dust')}@3600+1800"),
         parse_incident(f"silent:{first('co', 'noise', 'pressure')}@4000+1200"),
@@ -170,8 +176,11 @@ def test_equivalence_scenarios_streaming_equals_detect(bootstrap: str, tmp_path:
             assert set(got) == set(expected), f.name
             for key, event in expected.items():
                 assert got[key] == event, (f.name, key)
-            dead = consume(bootstrap, dep.topics.deadletter,
-                           until=lambda d, n=expected_dl: len(d) >= n, timeout_s=60)
+
+            def enough(d: list[dict[str, Any]], n: int = expected_dl) -> bool:
+                return len(d) >= n
+
+            dead = consume(bootstrap, dep.topics.deadletter, until=enough, timeout_s=60)
             assert len(dead) == expected_dl, f.name
     finally:
         for *_, worker in runs:

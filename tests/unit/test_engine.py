@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -15,8 +15,6 @@ from pipeline.engine import Detector, Engine, EngineOutput, EngineParams
 from pipeline.findings import Finding
 from pipeline.model import Disposition, Reading, Sensor
 from tests.unit.alerts.helpers import CH4, O2, REGISTRY, SITE, T0, S
-
-RAMP_ID = None  # filled by the first run (threshold alert of the ramp)
 
 
 def readings(seed: int = 1, silent_o2: tuple[int, int] = (600, 700)) -> list[Reading]:
@@ -38,7 +36,7 @@ def readings(seed: int = 1, silent_o2: tuple[int, int] = (600, 700)) -> list[Rea
     return out
 
 
-def run(engine: Engine, items: list[Reading | Disposition], final: bool = True) -> EngineOutput:
+def run(engine: Engine, items: Sequence[Reading | Disposition], final: bool = True) -> EngineOutput:
     total = EngineOutput()
     for item in items:
         if isinstance(item, Reading):
@@ -58,7 +56,7 @@ def key(d: dict[str, Any]) -> tuple[str, int]:
     return (d["alert_id"], d["seq"])
 
 
-def test_ramp_gives_one_threshold_alert_through_all_levels():
+def test_ramp_gives_one_threshold_alert_through_all_levels() -> None:
     out = run(Engine(REGISTRY), list(readings()))
     th = [e for e in out.alerts if e.kind == "threshold" and e.sensor_id == CH4]
     assert len({e.alert_id for e in th}) == 1
@@ -80,7 +78,7 @@ def test_ramp_gives_one_threshold_alert_through_all_levels():
     assert all(s == list(range(1, len(s) + 1)) for s in seqs.values())
 
 
-def test_silent_sensor_goes_stale_at_the_deadline_and_recovers():
+def test_silent_sensor_goes_stale_at_the_deadline_and_recovers() -> None:
     out = run(Engine(REGISTRY), list(readings()))
     stale = [e for e in out.alerts if e.kind == "stale"]
     assert [e.event for e in stale][:2] == ["opened", "resolved"]
@@ -89,7 +87,7 @@ def test_silent_sensor_goes_stale_at_the_deadline_and_recovers():
     assert stale[1].ts == T0 + 700 * 10 * S
 
 
-def test_deterministic_and_independent_of_check_interval():
+def test_deterministic_and_independent_of_check_interval() -> None:
     a = dicts(run(Engine(REGISTRY), list(readings())))
     b = dicts(run(Engine(REGISTRY), list(readings())))
     assert a == b
@@ -105,7 +103,8 @@ class JsonStore(MutableMapping[str, dict[str, Any]]):
         self.writes = 0
 
     def __getitem__(self, k: str) -> dict[str, Any]:
-        return json.loads(self.data[k])  # type: ignore[no-any-return]
+        d: dict[str, Any] = json.loads(self.data[k])
+        return d
 
     def __setitem__(self, k: str, v: dict[str, Any]) -> None:
         self.writes += 1
@@ -143,7 +142,7 @@ def with_dispositions(out: EngineOutput) -> list[Reading | Disposition]:
     return items
 
 
-def test_stores_round_tripped_through_json_give_identical_output():
+def test_stores_round_tripped_through_json_give_identical_output() -> None:
     items = with_dispositions(run(Engine(REGISTRY), list(readings())))
     plain = run(Engine(REGISTRY, region_rollup=RegionRollup()), items)
     sensors, sites = JsonStore(), JsonStore()
@@ -164,7 +163,7 @@ def test_stores_round_tripped_through_json_give_identical_output():
     assert {r["scope"] for r in plain.risks} == {"site", "county", "city", "province"}
 
 
-def test_site_store_written_only_when_something_changed():
+def test_site_store_written_only_when_something_changed() -> None:
     sites = JsonStore()
     engine = Engine(REGISTRY, site_store=sites)
     quiet = [r for r in readings() if r.ts < T0 + 2000 * S]  # before the ramp
@@ -174,7 +173,7 @@ def test_site_store_written_only_when_something_changed():
     assert 0 < sites.writes < 200
 
 
-def test_acknowledge_applied_through_engine_stops_escalation():
+def test_acknowledge_applied_through_engine_stops_escalation() -> None:
     base = run(Engine(REGISTRY), list(readings()))
     items = with_dispositions(base)
     out = run(Engine(REGISTRY), items)
@@ -188,14 +187,14 @@ def test_acknowledge_applied_through_engine_stops_escalation():
     assert aid not in {x["alert_id"] for x in hd.hidden_dangers.query(T0 + 8000 * S)}
 
 
-def test_site_of_alert_routes_by_sensor_prefix():
+def test_site_of_alert_routes_by_sensor_prefix() -> None:
     e = Engine(REGISTRY)
     assert e.site_of_alert(f"{CH4}:threshold:{T0}") == SITE
     assert e.site_of_alert("nope:threshold:1") is None
     assert e.site_of_alert("garbage") is None
 
 
-def test_injected_detector_and_registry_swap():
+def test_injected_detector_and_registry_swap() -> None:
     calls: list[str] = []
 
     def step(state: Any, r: Reading, s: Sensor, p: Any) -> tuple[Any, list[Finding]]:
@@ -234,7 +233,7 @@ class _D(dict[str, Any]):
         return dict(self)
 
 
-def test_silence_through_engine_and_watermark_idempotent():
+def test_silence_through_engine_and_watermark_idempotent() -> None:
     engine = Engine(REGISTRY)
     engine.add_silence(Silence(SITE, T0, T0 + 10 * 3600 * S, "maintenance", "m1"))
     out = run(engine, list(readings()))
@@ -243,7 +242,7 @@ def test_silence_through_engine_and_watermark_idempotent():
     assert O2 in engine.sensor_store
 
 
-def test_new_engine_on_recovered_stores_continues_identically():
+def test_new_engine_on_recovered_stores_continues_identically() -> None:
     """A rebalance: another worker picks the tables up half-way (no in-memory state)."""
     items = list(readings())
     cut = len(items) // 2 + 123  # mid-silence of O2 would be 1200..1400; cut elsewhere
@@ -253,12 +252,13 @@ def test_new_engine_on_recovered_stores_continues_identically():
     sensors = json.loads(json.dumps(first.sensor_store))
     sites = json.loads(json.dumps(first.site_store))
     second = Engine(REGISTRY, sensor_store=sensors, site_store=sites)
+    assert first.watermark_ms is not None  # narrows for the int-only setter
     second.watermark_ms = first.watermark_ms
     out.extend(run(second, items[cut:]))
     assert sorted(dicts(out), key=key) == sorted(dicts(single), key=key)
 
 
-def test_use_stores_swaps_state():
+def test_use_stores_swaps_state() -> None:
     e = Engine(REGISTRY)
     a_sensors: dict[str, dict[str, Any]] = {}
     a_sites: dict[str, dict[str, Any]] = {}
@@ -267,7 +267,7 @@ def test_use_stores_swaps_state():
     assert CH4 in a_sensors and e.sensor_store is a_sensors
 
 
-def test_streaming_shape_returns_site_risk_only():
+def test_streaming_shape_returns_site_risk_only() -> None:
     out = run(Engine(REGISTRY), list(readings()))
     assert out.risks and {r["scope"] for r in out.risks} == {"site"}
     # grades only reported on change: consecutive events of the site never repeat a grade

@@ -184,9 +184,10 @@ def test_diurnal_drift_louder_in_the_afternoon() -> None:
     day = [r for r in generate(reg, START, 86400, [], 1) if r["sensor_id"] == noise_id]
 
     def mean_at(hour_utc: int) -> float:
-        return statistics.mean(
+        values: list[float] = [
             r["value"] for r in day if parse_rfc3339(r["ts"]) // 3_600_000 % 24 == hour_utc
-        )
+        ]
+        return statistics.mean(values)
 
     # 06:00 UTC = 14:00 local (site busy), 18:00 UTC = 02:00 local (quiet).
     assert mean_at(6) - mean_at(18) > 5.0

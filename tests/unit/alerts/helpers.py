@@ -7,7 +7,7 @@ from typing import Any
 from pipeline.alerts.book import BookContext, SiteBook
 from pipeline.alerts.params import LifecycleParams, Silence
 from pipeline.findings import Finding
-from pipeline.model import Registry, Sensor, Site, Thresholds, Unit
+from pipeline.model import Kind, Level, Registry, Sensor, Site, Thresholds, Unit
 
 T0 = 1764316800000  # 2026-11-28T08:00:00Z
 S = 1000
@@ -94,21 +94,21 @@ def book(
 
 def on(
     ts: int,
-    level: str | None,
-    value: float,
+    level: Level | None,
+    value: float | None,
     sensor: str = CH4,
-    kind: str = "threshold",
+    kind: Kind = "threshold",
     threshold: float | None = None,
     **kw: Any,
 ) -> Finding:
-    return Finding(sensor, kind, True, ts, level, value, threshold, **kw)  # type: ignore[arg-type]
+    return Finding(sensor, kind, True, ts, level, value, threshold, **kw)
 
 
 def off(
     ts: int,
     value: float | None = None,
     sensor: str = CH4,
-    kind: str = "threshold",
-    level: str | None = None,
+    kind: Kind = "threshold",
+    level: Level | None = None,
 ) -> Finding:
-    return Finding(sensor, kind, False, ts, level, value)  # type: ignore[arg-type]
+    return Finding(sensor, kind, False, ts, level, value)

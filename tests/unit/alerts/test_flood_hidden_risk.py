@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from pipeline.alerts.book import SiteBook
 from pipeline.alerts.hidden import HiddenDangerList
 from pipeline.alerts.params import LifecycleParams, Silence
 from pipeline.alerts.risk import RegionRollup
-from pipeline.model import Disposition
+from pipeline.model import Action, Disposition
 from tests.unit.alerts.helpers import CH4, CH4B, O2, REGISTRY, SITE, T0, S, book, off, on
 
 # ------------------------------------------------------------------ grouping
 
 
-def test_grouping_within_window_first_notifies_rest_silent():
+def test_grouping_within_window_first_notifies_rest_silent() -> None:
     b = book()
     b.apply_finding(on(T0, "yellow", 0.8), "ch4")
     b.apply_finding(on(T0 + 30 * S, "yellow", 0.8, sensor=CH4B), "ch4")
@@ -27,7 +28,7 @@ def test_grouping_within_window_first_notifies_rest_silent():
     assert len(b.d["alerts"]) == 4
 
 
-def test_grouped_member_notifies_when_more_severe_than_the_group():
+def test_grouped_member_notifies_when_more_severe_than_the_group() -> None:
     b = book()
     b.apply_finding(on(T0, "yellow", 0.8), "ch4")
     b.apply_finding(on(T0 + 10 * S, "red", 1.6, sensor=CH4B), "ch4")
@@ -39,9 +40,9 @@ def test_grouped_member_notifies_when_more_severe_than_the_group():
     assert b.events[3].evidence["notify"] is True
 
 
-def test_chattering_alert_is_recorded_but_not_notified():
+def test_chattering_alert_is_recorded_but_not_notified() -> None:
     b = book()
-    notify = []
+    notify: list[bool] = []
     for k in range(5):
         t = T0 + k * 600 * S  # apart enough not to be grouped
         b.apply_finding(on(t, "yellow", 0.8), "ch4")
@@ -52,7 +53,7 @@ def test_chattering_alert_is_recorded_but_not_notified():
     assert len({e.alert_id for e in b.events}) == 5
 
 
-def test_silence_suppresses_notification_and_never_leads_a_group():
+def test_silence_suppresses_notification_and_never_leads_a_group() -> None:
     s = Silence(SITE, T0 - 1, T0 + 3600 * S, "calibration", "maint1", sensor_id=CH4)
     b = book(silences=(s,))
     b.apply_finding(on(T0, "orange", 1.1), "ch4")
@@ -69,7 +70,7 @@ def test_silence_suppresses_notification_and_never_leads_a_group():
     assert late and all(x.evidence["notify"] for x in late)
 
 
-def test_silence_matching_rules():
+def test_silence_matching_rules() -> None:
     s = Silence(SITE, 100, 200, "r", "b", kind="stale")
     assert s.matches(SITE, CH4, "stale", 100) and s.matches(SITE, O2, "stale", 199)
     assert not s.matches(SITE, CH4, "stale", 200)
@@ -81,7 +82,7 @@ def test_silence_matching_rules():
 # ------------------------------------------------------------- hidden list
 
 
-def test_hidden_danger_entry_on_open_or_rise_and_exit_only_on_close():
+def test_hidden_danger_entry_on_open_or_rise_and_exit_only_on_close() -> None:
     b = book()
     b.apply_finding(on(T0, "yellow", 0.8), "ch4")
     b.apply_finding(on(T0, "orange", 19.0, sensor=O2), "o2")  # enters at opening
@@ -97,15 +98,16 @@ def test_hidden_danger_entry_on_open_or_rise_and_exit_only_on_close():
     assert ch4["level"] == "orange" and ch4["condition"] == "resolved"
     assert ch4["entered_at_ms"] == T0 + 100 * S and ch4["age_s"] == 300.0
     aid = ch4["alert_id"]
-    for i, action in enumerate(["acknowledge", "rectify", "verify"]):
-        b.apply_disposition(Disposition(aid, action, "op", T0 + (500 + i) * S))  # type: ignore[arg-type]
+    actions: list[Action] = ["acknowledge", "rectify", "verify"]
+    for i, action in enumerate(actions):
+        b.apply_disposition(Disposition(aid, action, "op", T0 + (500 + i) * S))
         assert [e["alert_id"] for e in hd.query(T0 + 600 * S)][-1] == aid
     assert hd.query(T0 + 600 * S)[-1]["status"] == "verified"
     b.apply_disposition(Disposition(aid, "close", "op", T0 + 510 * S))
     assert [e["sensor_id"] for e in hd.query(T0 + 600 * S)] == [O2]
 
 
-def test_hidden_danger_query_filters():
+def test_hidden_danger_query_filters() -> None:
     a, c = book(), book(site="HB-YC-0001")
     a.apply_finding(on(T0, "red", 1.6), "ch4")
     c.apply_finding(on(T0 + 3600 * S, "red", 90.0, sensor="HB-YC-0001/T-01"), "temp")
@@ -125,11 +127,11 @@ def test_hidden_danger_query_filters():
 # -------------------------------------------------------------------- risk
 
 
-def grades(b):
+def grades(b: SiteBook) -> list[tuple[str | None, str | None]]:
     return [(r["grade"], r["previous"]) for r in b.risks]
 
 
-def test_site_grade_follows_open_alerts_with_major_hazard_step():
+def test_site_grade_follows_open_alerts_with_major_hazard_step() -> None:
     b = book()  # HB-WH-0001 has hazard_grade 2
     b.apply_finding(on(T0, "yellow", 0.8), "ch4")
     b.apply_finding(on(T0 + 10 * S, "orange", 1.1), "ch4")  # orange + major hazard -> red
@@ -143,7 +145,7 @@ def test_site_grade_follows_open_alerts_with_major_hazard_step():
     assert "unrectified_hidden_danger" in b.risks[-1]["reasons"]
 
 
-def test_site_without_major_hazard_and_health_kinds_cap_at_blue():
+def test_site_without_major_hazard_and_health_kinds_cap_at_blue() -> None:
     b = book(site="HB-WH-0002")
     b.apply_finding(on(T0, "orange", 90.0, sensor="HB-WH-0002/T-01"), "temp")
     assert grades(b) == [("orange", None)]
@@ -157,7 +159,7 @@ def test_site_without_major_hazard_and_health_kinds_cap_at_blue():
     assert c.risks[-1]["reasons"] == ["open_blue", "unrectified_hidden_danger"]
 
 
-def test_repeated_episodes_raise_one_step_and_age_out():
+def test_repeated_episodes_raise_one_step_and_age_out() -> None:
     b = book(site="HB-WH-0002")
     sid = "HB-WH-0002/T-01"
     for k in range(3):
@@ -181,7 +183,7 @@ def test_repeated_episodes_raise_one_step_and_age_out():
     assert b.risks[-1]["ts_ms"] == T0 + 3600 * S + 24 * 3600 * S
 
 
-def test_region_rollup_is_max_of_children_and_emits_on_change():
+def test_region_rollup_is_max_of_children_and_emits_on_change() -> None:
     roll = RegionRollup()
     a, c = book(), book(site="HB-WH-0002")
     a.apply_finding(on(T0, "yellow", 0.8), "ch4")
@@ -211,7 +213,7 @@ def test_region_rollup_is_max_of_children_and_emits_on_change():
     ]
 
 
-def test_params_deadline_lookup():
+def test_params_deadline_lookup() -> None:
     p = LifecycleParams()
     assert p.ack_deadline_ms("red") == 300_000 and p.ack_deadline_ms("blue") is None
     assert p.ack_deadline_ms(None) is None

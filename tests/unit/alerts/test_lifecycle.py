@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.alerts.book import SiteBook
 from pipeline.alerts.params import LifecycleParams
-from pipeline.model import Disposition
+from pipeline.model import Action, Disposition, EventType, Level
 from tests.unit.alerts.helpers import CH4, CH4B, O2, SITE, T0, S, book, off, on
 
 
-def events(b):  # (event, level, tier, ts) of everything emitted so far
+def events(b: SiteBook) -> list[tuple[EventType, Level | None, int, int]]:
+    """(event, level, tier, ts) of everything emitted so far."""
     return [(e.event, e.level, e.tier, e.ts) for e in b.events]
 
 
-def test_one_episode_one_id_with_seqs():
+def test_one_episode_one_id_with_seqs() -> None:
     b = book()
     b.apply_finding(on(T0, "yellow", 0.8, threshold=0.75), "ch4")
     b.apply_finding(on(T0 + 60 * S, "orange", 1.02, threshold=1.0), "ch4")
@@ -32,7 +34,7 @@ def test_one_episode_one_id_with_seqs():
     assert b.events[-1].seq == 1 and b.events[-1].event == "opened"
 
 
-def test_message_and_responsible():
+def test_message_and_responsible() -> None:
     b = book()
     b.apply_finding(on(T0, "orange", 1.02, threshold=1.0), "ch4")
     e = b.events[0]
@@ -58,14 +60,14 @@ def test_message_and_responsible():
     assert b.events[-1].eta_s == 360.0
 
 
-def test_clear_without_episode_is_ignored():
+def test_clear_without_episode_is_ignored() -> None:
     b = book()
     b.apply_finding(off(T0, 0.1), "ch4")
     assert b.events == [] and not b.dirty
 
 
 @pytest.mark.parametrize(("level", "deadline_s"), [("red", 300), ("orange", 900), ("yellow", 3600)])
-def test_escalation_along_the_chain_at_deadlines(level, deadline_s):
+def test_escalation_along_the_chain_at_deadlines(level: Level, deadline_s: int) -> None:
     b = book()
     b.apply_finding(on(T0, level, 2.0), "ch4")
     b.fire_due(T0 + 10 * deadline_s * S)
@@ -77,7 +79,7 @@ def test_escalation_along_the_chain_at_deadlines(level, deadline_s):
     assert "escalated to province (tier 3)" in esc[2].message
 
 
-def test_blue_never_escalates_and_watermark_is_exclusive():
+def test_blue_never_escalates_and_watermark_is_exclusive() -> None:
     b = book()
     b.apply_finding(on(T0, "blue", 0.55), "ch4")
     b.fire_due(T0 + 100 * 3600 * S)
@@ -92,11 +94,13 @@ def test_blue_never_escalates_and_watermark_is_exclusive():
     assert len(b2.events) == 2
 
 
-def ack(at, aid=f"{CH4}:threshold:{T0}", by="op1", action="acknowledge"):
+def ack(
+    at: int, aid: str = f"{CH4}:threshold:{T0}", by: str = "op1", action: Action = "acknowledge"
+) -> Disposition:
     return Disposition(aid, action, by, at)
 
 
-def test_acknowledge_stops_escalation_and_fires_due_first():
+def test_acknowledge_stops_escalation_and_fires_due_first() -> None:
     b = book()
     b.apply_finding(on(T0, "red", 2.0), "ch4")
     assert b.apply_disposition(ack(T0 + 400 * S)) is None
@@ -115,7 +119,7 @@ def test_acknowledge_stops_escalation_and_fires_due_first():
     assert [e.event for e in b2.events] == ["opened", "acknowledged"]
 
 
-def test_level_rise_never_postpones_escalation():
+def test_level_rise_never_postpones_escalation() -> None:
     b = book()
     b.apply_finding(on(T0, "yellow", 0.8), "ch4")
     b.apply_finding(on(T0 + 1000 * S, "red", 1.6), "ch4")  # red deadline long passed
@@ -125,7 +129,7 @@ def test_level_rise_never_postpones_escalation():
     assert events(b)[-1] == ("escalated", "red", 2, T0 + 1300 * S)
 
 
-def test_resolved_yellow_stops_escalating_but_hidden_danger_continues():
+def test_resolved_yellow_stops_escalating_but_hidden_danger_continues() -> None:
     b = book()
     b.apply_finding(on(T0, "yellow", 0.8), "ch4")
     b.apply_finding(off(T0 + 60 * S, 0.3), "ch4")
@@ -149,7 +153,7 @@ def test_resolved_yellow_stops_escalating_but_hidden_danger_continues():
     assert [e.event for e in b3.events] == ["opened", "resolved"]
 
 
-def test_disposition_rejections_each_reason():
+def test_disposition_rejections_each_reason() -> None:
     b = book()
     aid = f"{CH4}:threshold:{T0}"
     b.apply_finding(on(T0, "orange", 1.1), "ch4")
@@ -170,14 +174,16 @@ def test_disposition_rejections_each_reason():
     assert b.d["alerts"][aid]["hidden"] is not None
 
 
-def test_full_disposal_path_removes_hidden_danger():
+def test_full_disposal_path_removes_hidden_danger() -> None:
     b = book()
     aid = f"{CH4}:threshold:{T0}"
     b.apply_finding(on(T0, "red", 1.6), "ch4")
-    for i, action in enumerate(["acknowledge", "dispatch"]):
+    before: list[Action] = ["acknowledge", "dispatch"]
+    for i, action in enumerate(before):
         assert b.apply_disposition(ack(T0 + (i + 1) * S, action=action)) is None
     b.apply_finding(off(T0 + 100 * S, 0.3), "ch4")
-    for i, action in enumerate(["rectify", "verify", "close"]):
+    after: list[Action] = ["rectify", "verify", "close"]
+    for i, action in enumerate(after):
         assert b.apply_disposition(ack(T0 + (200 + i) * S, action=action)) is None
     kinds = [(e.event, e.evidence.get("disposition", {}).get("action")) for e in b.events]
     assert kinds == [
@@ -194,7 +200,7 @@ def test_full_disposal_path_removes_hidden_danger():
     assert b.apply_disposition(ack(T0 + 300 * S, action="comment")) == "unknown_alert"
 
 
-def test_non_hidden_alert_closes_after_resolve_without_verify():
+def test_non_hidden_alert_closes_after_resolve_without_verify() -> None:
     b = book()
     b.apply_finding(on(T0, "yellow", 0.8), "ch4")
     b.apply_finding(off(T0 + 10 * S, 0.3), "ch4")
@@ -202,7 +208,7 @@ def test_non_hidden_alert_closes_after_resolve_without_verify():
     assert b.events[-1].event == "closed" and b.d["alerts"] == {}
 
 
-def test_resolved_alert_is_forgotten_after_retention():
+def test_resolved_alert_is_forgotten_after_retention() -> None:
     b = book()
     b.apply_finding(on(T0, "blue", 0.6), "ch4")
     b.apply_finding(off(T0 + 10 * S, 0.3), "ch4")
@@ -212,7 +218,7 @@ def test_resolved_alert_is_forgotten_after_retention():
     assert b.apply_disposition(ack(late, action="close")) == "unknown_alert"
 
 
-def test_rectification_overdue_escalates_until_rectified():
+def test_rectification_overdue_escalates_until_rectified() -> None:
     b = book()
     aid = f"{CH4}:threshold:{T0}"
     b.apply_finding(on(T0, "orange", 1.1), "ch4")
@@ -231,7 +237,7 @@ def test_rectification_overdue_escalates_until_rectified():
     assert b.d["alerts"][aid]["rect_due"] is None
 
 
-def test_other_sensor_same_kind_is_a_separate_alert():
+def test_other_sensor_same_kind_is_a_separate_alert() -> None:
     b = book()
     b.apply_finding(on(T0, "yellow", 0.8), "ch4")
     b.apply_finding(on(T0 + 5 * S, "yellow", 0.8, sensor=CH4B), "ch4")

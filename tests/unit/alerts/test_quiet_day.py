@@ -5,7 +5,7 @@ from __future__ import annotations
 from bench.quiet_day import run
 
 
-def test_quiet_six_hours_raise_at_most_a_few_informational_alerts():
+def test_quiet_six_hours_raise_at_most_a_few_informational_alerts() -> None:
     res = run(n_sensors=20, hours=6, interval_s=60, seed=7)
     opened = res["opened"]
     assert isinstance(opened, dict)

@@ -6,12 +6,12 @@ import pytest
 
 from pipeline.detect import DetectorParams, new_state, step
 from pipeline.findings import Finding
-from pipeline.model import RateLimit, Reading, Sensor, Thresholds
+from pipeline.model import Quality, RateLimit, Reading, Sensor, Thresholds
 
 T0 = 1_764_316_800_000
 
 
-def ch4(delay_s: float = 0.0, rate: RateLimit | None = None, direction: str = "high") -> Sensor:
+def ch4(delay_s: float = 0.0, rate: RateLimit | None = None) -> Sensor:
     th = Thresholds(
         "high",
         (("blue", 0.5), ("yellow", 0.75), ("orange", 1.0), ("red", 1.5)),
@@ -31,12 +31,12 @@ def run(
     values: Iterable[float],
     params: DetectorParams | None = None,
     dt_ms: int = 10_000,
-    quality: str = "good",
+    quality: Quality = "good",
 ) -> list[tuple[int, Finding]]:
     """Feed values at a regular interval; return (index, finding) for every edge."""
     p = params or DetectorParams()
     st = new_state(sensor, p)
-    out = []
+    out: list[tuple[int, Finding]] = []
     for i, v in enumerate(values):
         r = Reading(
             sensor.site_id,
@@ -45,7 +45,7 @@ def run(
             float(v),
             T0 + i * dt_ms,
             quality=quality,
-        )  # type: ignore[arg-type]
+        )
         st, fs = step(st, r, sensor, p)
         out.extend((i, f) for f in fs)
     return out

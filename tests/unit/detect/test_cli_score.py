@@ -21,7 +21,7 @@ def _scores(path: Path) -> list[float]:
         return [float(r["anomaly_score"]) for r in csv.DictReader(fh)]
 
 
-def test_score_is_causal_bounded_and_echoes_timestamps(tmp_path: Path):
+def test_score_is_causal_bounded_and_echoes_timestamps(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     vals = np.r_[rng.normal(10, 1, 400), 40.0, rng.normal(10, 1, 99)]
     rows = [f"2014-04-01 {i // 60:02d}:{i % 60:02d}:00,{float(v)!r}" for i, v in enumerate(vals)]
@@ -39,13 +39,13 @@ def test_score_is_causal_bounded_and_echoes_timestamps(tmp_path: Path):
     assert first["timestamp"] == "2014-04-01 00:00:00"
 
 
-def test_accepts_rfc3339_and_epoch_ms(tmp_path: Path):
+def test_accepts_rfc3339_and_epoch_ms(tmp_path: Path) -> None:
     f = _write(tmp_path / "a.csv", ["2026-11-28T08:00:00Z,1.0", "1764316810000,2.0"])
     r = runner.invoke(app, ["score", "--input", str(f), "--output", str(tmp_path / "o.csv")])
     assert r.exit_code == 0, r.output
 
 
-def test_bad_inputs_name_file_and_line(tmp_path: Path):
+def test_bad_inputs_name_file_and_line(tmp_path: Path) -> None:
     cases = {
         "val.csv": (["2014-04-01 00:00:00,1", "2014-04-01 00:05:00,abc"], ":3:"),
         "ts.csv": (["yesterday,1"], ":2:"),

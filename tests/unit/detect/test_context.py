@@ -19,7 +19,7 @@ def _decoded_pairs(v: list[float]) -> set[tuple[int, int]]:
     return out
 
 
-def test_seen_contexts_are_exactly_the_quantised_pairs():
+def test_seen_contexts_are_exactly_the_quantised_pairs() -> None:
     # min and max come first, so the grid is [0, 16]: level = floor(x), 16 -> 15
     rng = np.random.default_rng(3)
     x = np.r_[0.0, 16.0, rng.integers(0, 16, 300) + rng.uniform(0.0, 0.99, 300)]
@@ -32,7 +32,7 @@ def test_seen_contexts_are_exactly_the_quantised_pairs():
     assert all(s.v[K.A_BITS + j] < 2.0**K.CTX_WORD_BITS for j in range(K.CTX_WORDS))
 
 
-def test_novelty_rate_tracks_new_contexts():
+def test_novelty_rate_tracks_new_contexts() -> None:
     p = DetectorParams()
     s = AnomalyScorer(p)
     for t in range(3000):  # a two-level pattern: 4 contexts, all learnt at once
@@ -41,7 +41,7 @@ def test_novelty_rate_tracks_new_contexts():
     assert len(_decoded_pairs(s.v)) == 4
 
 
-def test_flat_middle_of_a_learnt_square_wave_is_caught_at_once():
+def test_flat_middle_of_a_learnt_square_wave_is_caught_at_once() -> None:
     rng = np.random.default_rng(7)
     t = np.arange(3000)
     x = np.where((t // 50) % 2 == 0, 0.0, 100.0) + rng.normal(0, 1.0, 3000)
@@ -52,7 +52,7 @@ def test_flat_middle_of_a_learnt_square_wave_is_caught_at_once():
     assert sc[first] >= 0.5 and first <= 2003
 
 
-def test_ops_floor_and_pow2_agree_between_scalar_and_numpy():
+def test_ops_floor_and_pow2_agree_between_scalar_and_numpy() -> None:
     a = np.array([0.0, 1.0, 5.0, 31.0, 2.5, -0.5, np.nan, 1e300])
     for name in ("floor",):
         vec = getattr(K.VectorOps, name)(a)

@@ -8,16 +8,17 @@ import numpy as np
 
 from pipeline.detect import DetectorParams, check_stale, new_state, step
 from pipeline.detect import kernel as K
-from pipeline.model import RateLimit, Reading, Sensor
+from pipeline.findings import Finding
+from pipeline.model import Kind, RateLimit, Reading, Sensor
 
 from .conftest import T0, ch4, o2, run
 
 
-def kinds(found, kind):
+def kinds(found: list[tuple[int, Finding]], kind: Kind) -> list[tuple[int, Finding]]:
     return [(i, f) for i, f in found if f.kind == kind]
 
 
-def test_ramp_forecast_fires_before_orange_and_threshold_is_one_episode():
+def test_ramp_forecast_fires_before_orange_and_threshold_is_one_episode() -> None:
     rng = np.random.default_rng(7)
     n = 1400
     i = np.arange(n)
@@ -51,7 +52,7 @@ def test_ramp_forecast_fires_before_orange_and_threshold_is_one_episode():
     assert clear and fi < clear[0] <= orange_at
 
 
-def test_forecast_quiet_on_noise_near_a_limit():
+def test_forecast_quiet_on_noise_near_a_limit() -> None:
     """False-forecast rate on stationary noise sitting 2 sigma below yellow."""
     rng = np.random.default_rng(11)
     vals = 0.71 + rng.normal(0, 0.02, 20_000)  # 55 h of 10 s readings
@@ -60,7 +61,7 @@ def test_forecast_quiet_on_noise_near_a_limit():
     assert len(fc) <= 1  # measured: 0 per 55 h (bench/README.md)
 
 
-def test_chatter_around_a_limit_is_one_episode():
+def test_chatter_around_a_limit_is_one_episode() -> None:
     vals = 0.75 + 0.03 * np.sin(np.arange(600) * 0.9)  # within +-hysteresis of yellow
     found = run(ch4(), np.r_[np.full(50, 0.3), vals, np.full(50, 0.3)])
     th = kinds(found, "threshold")
@@ -68,14 +69,14 @@ def test_chatter_around_a_limit_is_one_episode():
     assert [(f.active, f.level) for _, f in th] == [(True, "yellow"), (False, "yellow")]
 
 
-def test_hysteresis_boundaries():
+def test_hysteresis_boundaries() -> None:
     # yellow at 0.75, hysteresis 0.05: holds at 0.71, clears to blue at 0.70
     found = run(ch4(), [0.3, 0.76, 0.71, 0.705, 0.70, 0.46, 0.449])
     th = [(i, f.active, f.level) for i, f in kinds(found, "threshold")]
     assert th == [(1, True, "yellow"), (4, True, "blue"), (6, False, "blue")]
 
 
-def test_delay_s_requires_persistence_and_stamps_when_satisfied():
+def test_delay_s_requires_persistence_and_stamps_when_satisfied() -> None:
     s = ch4(delay_s=30.0)
     found = run(s, [0.3, 0.8, 0.8, 0.3, 0.8, 0.8, 0.8, 0.8, 0.8])
     th = kinds(found, "threshold")
@@ -84,7 +85,7 @@ def test_delay_s_requires_persistence_and_stamps_when_satisfied():
     assert i == 7 and f.ts == T0 + 7 * 10_000 and f.level == "yellow"
 
 
-def test_low_direction_oxygen_falling():
+def test_low_direction_oxygen_falling() -> None:
     vals = np.r_[
         np.full(100, 20.9), np.linspace(20.9, 17.9, 300), np.full(50, 17.9), np.full(50, 20.9)
     ]
@@ -103,7 +104,7 @@ def test_low_direction_oxygen_falling():
     assert fc and fc[0][0] < yi and fc[0][1].level == "yellow"
 
 
-def test_rate_of_change_robust_to_one_noisy_difference():
+def test_rate_of_change_robust_to_one_noisy_difference() -> None:
     s = ch4(rate=RateLimit(0.2, "yellow"))
     rng = np.random.default_rng(3)
     base = 0.2 + rng.normal(0, 0.005, 200)
@@ -117,7 +118,7 @@ def test_rate_of_change_robust_to_one_noisy_difference():
     assert rt[0][1].evidence["slope_per_min"] > 0.2
 
 
-def test_anomaly_step_and_spike_without_thresholds():
+def test_anomaly_step_and_spike_without_thresholds() -> None:
     sensor = Sensor("S1/T-01", "S1", "temp", "C", 10.0)
     rng = np.random.default_rng(5)
     vals = 40 + rng.normal(0, 0.2, 2000)
@@ -138,7 +139,7 @@ def test_anomaly_step_and_spike_without_thresholds():
     assert 1500 < last_close < 1600
 
 
-def test_stale_edge_ts_and_clear(params):
+def test_stale_edge_ts_and_clear(params: DetectorParams) -> None:
     s = ch4()
     st = new_state(s, params)
     st, _ = step(st, Reading("S1", s.sensor_id, "ch4", 0.3, T0), s, params)
@@ -152,7 +153,7 @@ def test_stale_edge_ts_and_clear(params):
     assert [(x.kind, x.active, x.ts) for x in f3] == [("stale", False, T0 + 210_000)]
 
 
-def test_flatline_only_for_a_sensor_that_varied():
+def test_flatline_only_for_a_sensor_that_varied() -> None:
     rng = np.random.default_rng(2)
     vals = np.r_[0.3 + rng.normal(0, 0.01, 300), np.full(400, 0.31), 0.3 + rng.normal(0, 0.01, 5)]
     found = kinds(run(ch4(), vals), "flatline")
@@ -161,7 +162,7 @@ def test_flatline_only_for_a_sensor_that_varied():
     assert not kinds(run(ch4(), np.full(700, 0.0)), "flatline")
 
 
-def test_range_violation_is_fault_not_red_and_is_not_learnt():
+def test_range_violation_is_fault_not_red_and_is_not_learnt() -> None:
     vals = np.r_[np.full(100, 0.3), np.full(5, 150.0), np.full(100, 0.3)]
     found = run(ch4(), vals)
     assert [(i, f.kind, f.active, f.level) for i, f in found] == [
@@ -171,13 +172,13 @@ def test_range_violation_is_fault_not_red_and_is_not_learnt():
     assert found[0][1].evidence["reason"] == "range"
 
 
-def test_quality_bad_is_fault_even_for_a_red_value():
+def test_quality_bad_is_fault_even_for_a_red_value() -> None:
     found = run(ch4(), [0.3, 0.3], quality="good") + run(ch4(), [2.0, 2.0], quality="bad")
     assert [f.kind for _, f in found] == ["fault"]
     assert found[0][1].evidence["reason"] == "quality"
 
 
-def test_uncertain_quality_alarms_but_does_not_learn(params):
+def test_uncertain_quality_alarms_but_does_not_learn(params: DetectorParams) -> None:
     s = ch4()
     st = new_state(s, params)
     st, _ = step(st, Reading("S1", s.sensor_id, "ch4", 0.3, T0), s, params)
@@ -190,7 +191,7 @@ def test_uncertain_quality_alarms_but_does_not_learn(params):
     assert named["a_n"] == before[0] and named["tl_s0"] == before[K.TL]
 
 
-def test_out_of_order_and_duplicates(params):
+def test_out_of_order_and_duplicates(params: DetectorParams) -> None:
     s = ch4()
     st = new_state(s, params)
     for k in range(20):
@@ -209,7 +210,7 @@ def test_out_of_order_and_duplicates(params):
     assert f == []
 
 
-def test_state_roundtrip_gives_identical_outputs(params):
+def test_state_roundtrip_gives_identical_outputs(params: DetectorParams) -> None:
     s = ch4(rate=RateLimit(0.2, "yellow"))
     rng = np.random.default_rng(9)
     vals = np.r_[0.3 + rng.normal(0, 0.01, 300), np.linspace(0.3, 1.7, 400)]
@@ -237,7 +238,7 @@ def test_state_roundtrip_gives_identical_outputs(params):
     assert a.to_dict() == b.to_dict()
 
 
-def test_params_are_frozen():
+def test_params_are_frozen() -> None:
     p = DetectorParams()
     try:
         p.trend_tau_s = 1.0  # type: ignore[misc]

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.skipif(not nab.NAB_DIR.is_dir(), reason="nab-dev datase
 
 
 @pytest.mark.parametrize("detector", ["numenta", "windowedGaussian"])
-def test_reference_detectors_reproduced(detector: str):
+def test_reference_detectors_reproduced(detector: str) -> None:
     got = nab.reference_score(detector)
     ref = nab.REFERENCE[detector]
     assert got["standard"] == pytest.approx(ref[0], abs=0.15)
@@ -18,7 +18,7 @@ def test_reference_detectors_reproduced(detector: str):
     assert got["reward_low_FN_rate"] == pytest.approx(ref[2], abs=0.15)
 
 
-def test_scaled_sigmoid_anchor_points():
+def test_scaled_sigmoid_anchor_points() -> None:
     assert nab.scaled_sigmoid(-1.0) == pytest.approx(0.98661, abs=1e-5)
     assert nab.scaled_sigmoid(-0.5) == pytest.approx(0.84828, abs=1e-5)
     assert nab.scaled_sigmoid(0.0) == 0.0

@@ -17,12 +17,12 @@ from pipeline.detect import (
     step,
 )
 from pipeline.detect import kernel as K
-from pipeline.model import RateLimit, Reading, Sensor, Thresholds
+from pipeline.model import Quality, RateLimit, Reading, Sensor, Thresholds
 
 from .conftest import T0, ch4, o2
 
 
-def test_trend_matches_weighted_least_squares():
+def test_trend_matches_weighted_least_squares() -> None:
     rng = np.random.default_rng(0)
     t_ms = np.cumsum(rng.integers(5_000, 15_000, 80)).astype(float)
     y = 2.0 + 0.05 * t_ms / 60_000 + rng.normal(0, 0.01, 80)
@@ -51,7 +51,7 @@ def test_trend_matches_weighted_least_squares():
     assert r2 == pytest.approx(1 - (w * resid**2).sum() / (w * (y - ybar) ** 2).sum(), rel=1e-6)
 
 
-def test_score_series_equals_score_one_and_is_causal():
+def test_score_series_equals_score_one_and_is_causal() -> None:
     rng = np.random.default_rng(4)
     x = np.r_[rng.normal(0, 1, 500), rng.normal(8, 1, 100)]
     full = score_series(np.arange(600) * 1000, x)
@@ -64,7 +64,7 @@ def test_score_series_equals_score_one_and_is_causal():
     assert full[500] > 0.9 and np.quantile(full[50:500], 0.99) < 0.5
 
 
-def test_scorer_roundtrip():
+def test_scorer_roundtrip() -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(0, 1, 400)
     a = AnomalyScorer()
@@ -78,14 +78,14 @@ def test_scorer_roundtrip():
 
 @settings(max_examples=40, deadline=None)
 @given(st.floats(-1e6, 1e6, allow_nan=False), st.floats(0, 1e3, allow_nan=False))
-def test_score_bounded_for_any_level_and_scale(level, scale):
+def test_score_bounded_for_any_level_and_scale(level: float, scale: float) -> None:
     rng = np.random.default_rng(0)
     x = level + scale * rng.standard_t(2, 200)
     sc = score_series(np.zeros(200, dtype=np.int64), x)
     assert np.all(np.isfinite(sc)) and np.all((sc >= 0) & (sc <= 1))
 
 
-def _sensors():
+def _sensors() -> list[Sensor]:
     plain = Sensor("S2/T-01", "S2", "temp", "C", 5.0, (-50.0, 150.0))
     delayed = Sensor(
         "S2/CO-01",
@@ -100,7 +100,7 @@ def _sensors():
     return [ch4(rate=RateLimit(0.2, "yellow")), o2(), plain, delayed]
 
 
-def test_batch_equals_per_record_on_random_multisensor_stream():
+def test_batch_equals_per_record_on_random_multisensor_stream() -> None:
     rng = np.random.default_rng(42)
     sensors = _sensors() * 5  # 20 sensors (same config, separate state)
     sensors = [
@@ -132,14 +132,14 @@ def test_batch_equals_per_record_on_random_multisensor_stream():
         vals[j] = base[s.metric] + drift + rng.normal(0, 0.05) * (1 + (k % 97 == 0) * 50)
         if rng.random() < 0.01:
             vals[j] = 5000.0  # out of range
-    qnames = ["good", "uncertain", "bad"]
+    qnames: list[Quality] = ["good", "uncertain", "bad"]
     states = [new_state(s, DetectorParams()) for s in sensors]
     expected = []
     for j in range(m):
         s = sensors[idx[j]]
         r = Reading(
             s.site_id, s.sensor_id, s.metric, float(vals[j]), int(ts[j]), quality=qnames[qual[j]]
-        )  # type: ignore[arg-type]
+        )
         states[idx[j]], fs = step(states[idx[j]], r, s, DetectorParams())
         expected.extend(fs)
     det = BatchDetector(sensors)

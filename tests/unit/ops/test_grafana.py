@@ -128,7 +128,7 @@ def test_dashboard_promql_parses(tmp_path: Path) -> None:
     exe = shutil.which("promtool")
     if exe is None:
         pytest.fail("promtool not found on PATH (apt-get install -y prometheus)", pytrace=False)
-    rules = []
+    rules: list[dict[str, str]] = []
     for path in DASHBOARDS:
         for p in _panels(json.loads(path.read_text(encoding="utf-8"))):
             for t in p.get("targets", []):
