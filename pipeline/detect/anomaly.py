@@ -41,7 +41,7 @@ class AnomalyScorer:
     @classmethod
     def from_dict(cls, d: dict[str, Any], params: DetectorParams = DEFAULT_PARAMS) -> AnomalyScorer:
         s = cls(params)
-        vals = d["v"]
+        vals = K.upgrade(list(d["v"]))
         if len(vals) != K.A_SIZE:
             raise ValueError(f"scorer state has {len(vals)} fields, expected {K.A_SIZE}")
         s.v = [math.nan if x is None else float(x) for x in vals]

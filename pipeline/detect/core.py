@@ -39,7 +39,7 @@ class SensorState:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SensorState:
-        vals = d["v"]
+        vals = K.upgrade(list(d["v"]))
         if len(vals) != K.N_STATE:
             raise ValueError(f"state has {len(vals)} fields, expected {K.N_STATE}")
         return cls([math.nan if x is None else float(x) for x in vals])

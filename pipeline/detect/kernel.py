@@ -26,7 +26,8 @@ NAN = float("nan")
 # ---- anomaly scorer sub-state (indices 0..A_SIZE-1 of every sensor state) ----------------
 A_N, A_PREV, A_MU, A_DMEAN, A_DENV, A_LO, A_HI, A_VS, A_DMED, A_SUP = range(10)
 A_GLO, A_GHI, A_NOV, A_NOVS = 10, 11, 12, 13  # context grid (all-time min/max), novelty rates
-A_BITS = 14  # seen-context bit set: CTX_WORDS floats of CTX_WORD_BITS bits each
+A_LA, A_LB, A_LLO, A_LHI, A_LMU, A_LSUP = 14, 15, 16, 17, 18, 19  # level, envelope, damping
+A_BITS = 20  # seen-context bit set: CTX_WORDS floats of CTX_WORD_BITS bits each
 CTX_Q = 16  # quantisation levels of the context grid
 CTX_WORD_BITS = 32  # bits held exactly per float (integers < 2**32)
 CTX_WORDS = CTX_Q * CTX_Q // CTX_WORD_BITS
@@ -54,6 +55,12 @@ FIELD_NAMES: tuple[str, ...] = (
     "a_ghi",
     "a_nov",
     "a_novs",
+    "a_la",
+    "a_lb",
+    "a_llo",
+    "a_lhi",
+    "a_lmu",
+    "a_lsup",
     *(f"a_ctx{i}" for i in range(CTX_WORDS)),
     "seen_ts",
     "learn_ts",
@@ -90,8 +97,8 @@ assert len(FIELD_NAMES) == N_STATE
 
 def initial_state() -> list[float]:
     v = [0.0] * N_STATE
-    nan_fields = (A_PREV, A_MU, A_LO, A_HI, A_GLO, A_GHI, SEEN_TS, LEARN_TS, REF, TH_PEND)
-    for i in (*nan_fields, FL_VAL, FL_SINCE):
+    scorer_nan = (A_PREV, A_MU, A_LO, A_HI, A_GLO, A_GHI, A_LA, A_LB, A_LLO, A_LHI, A_LMU)
+    for i in (*scorer_nan, SEEN_TS, LEARN_TS, REF, TH_PEND, FL_VAL, FL_SINCE):
         v[i] = NAN
     for i in (TH_LVL, FC_LVL, AN_LVL):
         v[i] = -1.0
@@ -101,6 +108,23 @@ def initial_state() -> list[float]:
 
 def initial_scorer() -> list[float]:
     return initial_state()[:A_SIZE]
+
+
+LEVEL_FIELDS = A_BITS - A_LA  # fields added in state layout 2 (the level component)
+
+
+def upgrade(vals: list[float]) -> list[float]:
+    """A state (or scorer state) stored by layout 1 in the current layout.
+
+    Why: a worker upgrade must keep what every sensor has learnt, not crash on the
+    table's old rows or start all sensors cold. The level component starts from the
+    learnt raw level and the raw envelope (wider than the level's: no false alarm).
+    Vectors of the current length are returned as they are.
+    """
+    if len(vals) not in (A_SIZE - LEVEL_FIELDS, N_STATE - LEVEL_FIELDS):
+        return vals
+    mu, lo, hi = vals[A_MU], vals[A_LO], vals[A_HI]
+    return [*vals[:A_LA], mu, mu, lo, hi, mu, 0.0, *vals[A_LA:]]
 
 
 # ---- sensor configuration vector --------------------------------------------------------
@@ -199,6 +223,13 @@ Ops = type[ScalarOps] | type[VectorOps]
 
 
 # ---- anomaly score ------------------------------------------------------------------------
+def _calibrated(u: Any, p: DetectorParams, ops: Ops) -> Any:
+    """u^p / (1 + u^p): u = 1 ("rare under normal behaviour") maps to 0.5."""
+    u = ops.minimum(u, 1e6)  # no overflow to inf (inf / inf would be NaN)
+    u = u if p.anomaly_power == 1.0 else (u * u if p.anomaly_power == 2.0 else u**p.anomaly_power)
+    return u / (1.0 + u)
+
+
 def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any:
     """Score ``x`` against the sub-state ``v[0:A_SIZE]`` (before learning), then learn.
 
@@ -208,8 +239,13 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     recent |diff|), collapse (recent |diff| far below its long-run median: flat segments,
     variance loss), context novelty (a never-seen pair of quantised previous/current
     values, scored against the recent rate of new pairs: periodic patterns that break
-    without leaving their range). score = u^p / (1 + u^p); zero during warm-up; after a
-    detection the score is scaled down for ``anomaly_suppress_n`` samples (one alarm per event).
+    without leaving their range), level (a heavily smoothed level outside its own slowly
+    relaxing envelope: a day, shift or week whose level differs from usual although each
+    value stays in range; holidays, slow drifts, a machine running cool; scored only once
+    it is rare, u >= 1). score = u^p / (1 + u^p); zero during warm-up; after a detection
+    the score is scaled down for ``anomaly_suppress_n`` samples (one alarm per event); the
+    level has its own damping counter, set by any alarm, so that a level alarm never
+    damps a sharper event that follows.
     Learning is gated (``learn``) and clipped to the envelopes, so outliers teach slowly.
     """
     n, prev, mu = v[A_N], v[A_PREV], v[A_MU]
@@ -251,19 +287,39 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     rate = nov_bg + 1.0 / p.anomaly_ctx_tau_n  # Laplace-like floor: one per memory length
     u_ctx = ops.where(novel, p.anomaly_ctx_rare * burst / rate, 0.0)
     w_new = ops.where(novel, w + bitv, w)
-    u = ops.maximum(ops.maximum(ops.maximum(u_range, u_spike), u_col), u_ctx)
-    u = ops.where(first, 0.0, ops.minimum(u, 1e6))
-    up = u * u if p.anomaly_power == 2.0 else u**p.anomaly_power
-    raw = up / (1.0 + up)
+    # ---- level: two-pole EW mean of the clipped value against its own envelope ----------
     warm = n >= p.anomaly_warmup_n
+    xc = ops.where(warm, ops.minimum(ops.maximum(x, lo), hi), x)  # spikes do not move it
+    lt = p.anomaly_level_n
+    la_new = ops.where(first, x, v[A_LA] + (xc - v[A_LA]) / lt)
+    lb_new = ops.where(first, x, v[A_LB] + (la_new - v[A_LB]) / lt)
+    llo, lhi, lmu = v[A_LLO], v[A_LHI], v[A_LMU]
+    lwarm = n >= p.anomaly_level_warmup * lt
+    lwidth = ops.maximum(lhi - llo, p.anomaly_level_floor * width)
+    lexcess = ops.maximum(ops.maximum(lb_new - lhi, llo - lb_new), 0.0)
+    u_lvl = ops.where(lwarm, ops.div(lexcess, p.anomaly_k_range * lwidth, 0.0), 0.0)
+    # ---- calibration and damping ------------------------------------------------------
+    # The level is a decision, not a gradient: its slow run-up below "rare" is not scored
+    # (it would only add near-threshold noise), and it has its own damping counter, so a
+    # level alarm never hides a sharper event that follows (any alarm damps the level).
+    u = ops.maximum(ops.maximum(ops.maximum(u_range, u_spike), u_col), u_ctx)
+    raw = _calibrated(ops.where(first, 0.0, u), p, ops)
     raw = ops.where(warm, raw, 0.0)
+    raw_l = _calibrated(ops.where(u_lvl >= 1.0, u_lvl, 0.0), p, ops)
+    lsup = v[A_LSUP]
     suppressed = sup > 0.5
-    out = ops.where(suppressed, raw * p.anomaly_suppress_factor, raw)
-    new_sup = ops.where(
-        suppressed, sup - 1.0, ops.where(raw >= 0.5, float(p.anomaly_suppress_n), 0.0)
+    l_suppressed = lsup > 0.5
+    damp = p.anomaly_suppress_factor
+    out = ops.maximum(
+        ops.where(suppressed, raw * damp, raw), ops.where(l_suppressed, raw_l * damp, raw_l)
     )
+    fire = ops.not_(suppressed) & (raw >= 0.5)
+    l_fire = ops.not_(l_suppressed) & (raw_l >= 0.5)
+    n_sup = float(p.anomaly_suppress_n)
+    new_sup = ops.where(suppressed, sup - 1.0, ops.where(fire, n_sup, 0.0))
+    new_lsup = ops.where(l_suppressed, lsup - 1.0, ops.where(l_fire, n_sup, 0.0))
+    new_lsup = ops.where(fire, ops.maximum(new_lsup, n_sup), new_lsup)
     # ---- learning ----
-    xc = ops.where(warm, ops.minimum(ops.maximum(x, lo), hi), x)
     mu_new = ops.where(first, x, mu + (xc - mu) / p.anomaly_tau_n)
     adc = ops.where(warm, ops.minimum(ad, 3.0 * denv), ad)
     dmean_new = ops.where(first, 0.0, dmean + (adc - dmean) / p.anomaly_tau_n)
@@ -272,6 +328,21 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     denv_new = ops.where(ad > denv, denv + gain * (ad - denv), denv + (dmean_new - denv) * leak)
     hi_new = ops.where(first, x, ops.where(x > hi, hi + gain * (x - hi), hi + (mu_new - hi) * leak))
     lo_new = ops.where(first, x, ops.where(x < lo, lo + gain * (x - lo), lo + (mu_new - lo) * leak))
+    # the level envelope follows at the level's own pace, and takes a flagged level at once
+    # (one alarm per level event; a slow creep must not re-alarm after every suppression)
+    lgain = ops.where(lwarm & (u_lvl < p.anomaly_level_absorb), 1.0 / lt, 1.0)
+    lbc = ops.where(lwarm, ops.minimum(ops.maximum(lb_new, llo), lhi), lb_new)
+    lmu_new = ops.where(first, x, lmu + (lbc - lmu) / p.anomaly_tau_n)
+    lhi_new = ops.where(
+        first,
+        x,
+        ops.where(lb_new > lhi, lhi + lgain * (lb_new - lhi), lhi + (lmu_new - lhi) * leak),
+    )
+    llo_new = ops.where(
+        first,
+        x,
+        ops.where(lb_new < llo, llo + lgain * (lb_new - llo), llo + (lmu_new - llo) * leak),
+    )
     step = 0.02 * ops.maximum(dmed, 0.1 * dmean_new)
     dmed_new = ops.maximum(ops.where(ad > dmed, dmed + step, dmed - step), 0.0)
     dmed_new = ops.where(n < 1.5, ad, dmed_new)
@@ -290,6 +361,12 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
         (A_GHI, ghi_new),
         (A_NOV, nov_new),
         (A_NOVS, novs_new),
+        (A_LA, la_new),
+        (A_LB, lb_new),
+        (A_LLO, llo_new),
+        (A_LHI, lhi_new),
+        (A_LMU, lmu_new),
+        (A_LSUP, new_lsup),
     )
     for i, val in ups:
         v[i] = ops.where(learn, val, v[i])

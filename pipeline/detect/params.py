@@ -41,6 +41,10 @@ class DetectorParams:
     anomaly_ctx_rare: float = 0.01  # novel context when new contexts come at this rate: u=1
     anomaly_ctx_tau_n: float = 200.0  # memory of the novel-context rate (samples)
     anomaly_ctx_burst: float = 2.0  # novel contexts among the last short_n for full weight
+    anomaly_level_n: float = 64.0  # two-pole smoothing of the level component (samples)
+    anomaly_level_warmup: float = 4.0  # level component silent for this many x level_n
+    anomaly_level_floor: float = 0.1  # level envelope at least 10 % of the value envelope
+    anomaly_level_absorb: float = 1.0  # a level flagged this far is taken in at once
     anomaly_power: float = 2.0  # score = u^p / (1 + u^p): u = 1 (rare) maps to 0.5
     anomaly_suppress_n: int = 100  # after a detection, scale the score down for N samples
     anomaly_suppress_factor: float = 0.3
