@@ -217,8 +217,35 @@ def corpus_score(
     return out
 
 
-def reference_score(detector: str, nab_dir: Path = NAB_DIR) -> dict[str, float]:
-    """Score a published reference detector's result files with this scorer."""
+def breakdown(
+    scored: Iterable[tuple[str, list[str], np.ndarray]],
+    profile: str = "standard",
+    nab_dir: Path = NAB_DIR,
+) -> tuple[float, list[tuple[str, float, int, list[float | None]]]]:
+    """Per file at the corpus-optimal threshold: (name, raw score, FP rows, reward per window).
+
+    A window's reward is None when it was missed. For finding where a detector loses.
+    """
+    windows = load_windows(nab_dir)
+    files = [prepare(name, ts, sc, windows[name]) for name, ts, sc in scored]
+    prof = PROFILES[profile]
+    thr, _ = sweep(files, prof)
+    rows = []
+    for f in files:
+        det = f.scores >= thr
+        rewards: list[float | None] = []
+        for w in range(f.window.max() + 1 if f.window.size else 0):
+            hits = det & (f.window == w)
+            rewards.append(float(np.max(f.unweighted[hits])) if np.any(hits) else None)
+        n_fp = int(np.sum(det & (f.window == -1)))
+        rows.append((f.name, file_score(f, thr, prof), n_fp, rewards))
+    return thr, rows
+
+
+def reference_scored(
+    detector: str, nab_dir: Path = NAB_DIR
+) -> list[tuple[str, list[str], np.ndarray]]:
+    """(name, timestamps, scores) of a published reference detector's result files."""
     scored = []
     for name in sorted(load_windows(nab_dir)):
         cat, fname = name.split("/")
@@ -226,7 +253,12 @@ def reference_score(detector: str, nab_dir: Path = NAB_DIR) -> dict[str, float]:
         ts, _, sc = read_csv(path)
         assert sc is not None
         scored.append((name, ts, sc))
-    return corpus_score(scored, nab_dir)
+    return scored
+
+
+def reference_score(detector: str, nab_dir: Path = NAB_DIR) -> dict[str, float]:
+    """Score a published reference detector's result files with this scorer."""
+    return corpus_score(reference_scored(detector, nab_dir), nab_dir)
 
 
 if __name__ == "__main__":
