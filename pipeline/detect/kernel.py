@@ -27,7 +27,8 @@ NAN = float("nan")
 A_N, A_PREV, A_MU, A_DMEAN, A_DENV, A_LO, A_HI, A_VS, A_DMED, A_SUP = range(10)
 A_GLO, A_GHI, A_NOV, A_NOVS = 10, 11, 12, 13  # context grid (all-time min/max), novelty rates
 A_LA, A_LB, A_LLO, A_LHI, A_LMU, A_LSUP = 14, 15, 16, 17, 18, 19  # level, envelope, damping
-A_BITS = 20  # seen-context bit set: CTX_WORDS floats of CTX_WORD_BITS bits each
+A_SPK = 20  # u of the alarm that started the damping; negated once that event has ended
+A_BITS = 21  # seen-context bit set: CTX_WORDS floats of CTX_WORD_BITS bits each
 CTX_Q = 16  # quantisation levels of the context grid
 CTX_WORD_BITS = 32  # bits held exactly per float (integers < 2**32)
 CTX_WORDS = CTX_Q * CTX_Q // CTX_WORD_BITS
@@ -61,6 +62,7 @@ FIELD_NAMES: tuple[str, ...] = (
     "a_lhi",
     "a_lmu",
     "a_lsup",
+    "a_spk",
     *(f"a_ctx{i}" for i in range(CTX_WORDS)),
     "seen_ts",
     "learn_ts",
@@ -110,7 +112,7 @@ def initial_scorer() -> list[float]:
     return initial_state()[:A_SIZE]
 
 
-LEVEL_FIELDS = A_BITS - A_LA  # fields added in state layout 2 (the level component)
+LAYOUT2_FIELDS = A_BITS - A_LA  # fields added in state layout 2 (level, re-arming)
 
 
 def upgrade(vals: list[float]) -> list[float]:
@@ -121,10 +123,11 @@ def upgrade(vals: list[float]) -> list[float]:
     learnt raw level and the raw envelope (wider than the level's: no false alarm).
     Vectors of the current length are returned as they are.
     """
-    if len(vals) not in (A_SIZE - LEVEL_FIELDS, N_STATE - LEVEL_FIELDS):
+    if len(vals) not in (A_SIZE - LAYOUT2_FIELDS, N_STATE - LAYOUT2_FIELDS):
         return vals
     mu, lo, hi = vals[A_MU], vals[A_LO], vals[A_HI]
-    return [*vals[:A_LA], mu, mu, lo, hi, mu, 0.0, *vals[A_LA:]]
+    # an alarm damped under layout 1 re-arms only for a far larger event (u unknown)
+    return [*vals[:A_LA], mu, mu, lo, hi, mu, 0.0, 1e6, *vals[A_LA:]]
 
 
 # ---- sensor configuration vector --------------------------------------------------------
@@ -302,6 +305,10 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     # The level is a decision, not a gradient: its slow run-up below "rare" is not scored
     # (it would only add near-threshold noise), and it has its own damping counter, so a
     # level alarm never hides a sharper event that follows (any alarm damps the level).
+    # Damping means one alarm per event, but once that event has ended (u back below 1),
+    # an event at least ``anomaly_rearm`` times as far (in u) as the one that raised the
+    # alarm is a new event: it alarms at once. (A growing event, e.g. a collapse that
+    # deepens while a sensor sticks, never ends in between: it stays one alarm.)
     u = ops.maximum(ops.maximum(ops.maximum(u_range, u_spike), u_col), u_ctx)
     raw = _calibrated(ops.where(first, 0.0, u), p, ops)
     raw = ops.where(warm, raw, 0.0)
@@ -310,13 +317,18 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     suppressed = sup > 0.5
     l_suppressed = lsup > 0.5
     damp = p.anomaly_suppress_factor
+    spk = v[A_SPK]
+    rearmed = suppressed & (spk < 0.0) & (u >= -p.anomaly_rearm * spk) & (raw >= 0.5)
+    damped = suppressed & ops.not_(rearmed)
     out = ops.maximum(
-        ops.where(suppressed, raw * damp, raw), ops.where(l_suppressed, raw_l * damp, raw_l)
+        ops.where(damped, raw * damp, raw), ops.where(l_suppressed, raw_l * damp, raw_l)
     )
-    fire = ops.not_(suppressed) & (raw >= 0.5)
+    fire = ops.not_(damped) & (raw >= 0.5)
     l_fire = ops.not_(l_suppressed) & (raw_l >= 0.5)
     n_sup = float(p.anomaly_suppress_n)
-    new_sup = ops.where(suppressed, sup - 1.0, ops.where(fire, n_sup, 0.0))
+    new_sup = ops.where(fire, n_sup, ops.where(suppressed, sup - 1.0, 0.0))
+    ended = suppressed & (spk > 0.0) & (u < 1.0)
+    new_spk = ops.where(fire, u, ops.where(ended, -spk, spk))
     new_lsup = ops.where(l_suppressed, lsup - 1.0, ops.where(l_fire, n_sup, 0.0))
     new_lsup = ops.where(fire, ops.maximum(new_lsup, n_sup), new_lsup)
     # ---- learning ----
@@ -369,6 +381,7 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
         (A_LHI, lhi_new),
         (A_LMU, lmu_new),
         (A_LSUP, new_lsup),
+        (A_SPK, new_spk),
     )
     for i, val in ups:
         v[i] = ops.where(learn, val, v[i])

@@ -48,6 +48,7 @@ class DetectorParams:
     anomaly_power: float = 2.0  # score = u^p / (1 + u^p): u = 1 (rare) maps to 0.5
     anomaly_suppress_n: int = 100  # after a detection, scale the score down for N samples
     anomaly_suppress_factor: float = 0.3
+    anomaly_rearm: float = 4.0  # ... unless a new event reaches this multiple of its u
     anomaly_on: float = 0.8  # finding opens at this score ...
     anomaly_off: float = 0.5  # ... and clears after off_n readings below this
     anomaly_off_n: int = 6

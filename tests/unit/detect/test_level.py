@@ -60,7 +60,7 @@ def test_layout1_scorer_state_is_upgraded_and_continues_calmly() -> None:
     for i in range(30 * DAY):
         s.score_one(i, float(x[i]))
     old = {"v": _layout1(s.v)}
-    assert len(old["v"]) == K.A_SIZE - K.LEVEL_FIELDS
+    assert len(old["v"]) == K.A_SIZE - K.LAYOUT2_FIELDS
     up = AnomalyScorer.from_dict(old)
     assert len(up.v) == K.A_SIZE
     assert up.v[K.A_LA] == up.v[K.A_LB] == up.v[K.A_LMU] == s.v[K.A_MU]

@@ -1,0 +1,36 @@
+"""Damping after an anomaly alarm: one alarm per event, but a far larger new event alarms."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from pipeline.detect import DetectorParams, score_series
+
+NO_REARM = replace(DetectorParams(), anomaly_rearm=1e9)
+
+
+def test_a_far_larger_event_inside_the_damping_alarms_at_once() -> None:
+    rng = np.random.default_rng(5)
+    x = 50.0 + rng.normal(0.0, 1.0, 2000)
+    x[1000] = 54.5  # a modest outlier: alarms and starts the damping
+    x[1040] = 90.0  # a far larger one, 40 samples later (damping lasts 100)
+    t = np.arange(x.size)
+    on, off = score_series(t, x), score_series(t, x, NO_REARM)
+    assert on[1000] >= 0.5 and off[1000] >= 0.5
+    assert np.all(on[1001:1040] < 0.5)  # the modest event is over: nothing in between
+    assert on[1040] >= 0.95  # re-armed: reported at full strength ...
+    assert off[1040] < 0.5  # ... where plain damping would have hidden it
+
+
+def test_a_growing_event_stays_one_alarm() -> None:
+    rng = np.random.default_rng(5)
+    x = 50.0 + rng.normal(0.0, 1.0, 2000)
+    x[1000:] = x[999]  # the sensor sticks: the collapse deepens with every sample
+    t = np.arange(x.size)
+    sc = score_series(t, x)
+    first = 1000 + int(np.flatnonzero(sc[1000:] >= 0.5)[0])
+    damping = DetectorParams().anomaly_suppress_n
+    assert np.all(sc[first + 1 : first + damping] < 0.5)
+    np.testing.assert_array_equal(sc, score_series(t, x, NO_REARM))
