@@ -36,7 +36,6 @@ class DetectorParams:
     anomaly_short_n: float = 10.0  # short mean |diff| for variance change
     anomaly_k_range: float = 0.19  # excess beyond the envelope, in envelope widths, for u=1
     anomaly_k_spike: float = 1.25  # |diff| beyond the largest recent |diff|, relative, for u=1
-    anomaly_k_burst: float = 6.0  # short/long mean |diff| ratio for u=1
     anomaly_k_collapse: float = 19.0  # long/short mean |diff| ratio for u=1
     anomaly_ctx_rare: float = 0.01  # novel context when new contexts come at this rate: u=1
     anomaly_ctx_tau_n: float = 200.0  # memory of the novel-context rate (samples)
