@@ -28,7 +28,8 @@ A_N, A_PREV, A_MU, A_DMEAN, A_DENV, A_LO, A_HI, A_VS, A_DMED, A_SUP = range(10)
 A_GLO, A_GHI, A_NOV, A_NOVS = 10, 11, 12, 13  # context grid (all-time min/max), novelty rates
 A_LA, A_LB, A_LLO, A_LHI, A_LMU, A_LSUP = 14, 15, 16, 17, 18, 19  # level, envelope, damping
 A_SPK = 20  # u of the alarm that started the damping; negated once that event has ended
-A_BITS = 21  # seen-context bit set: CTX_WORDS floats of CTX_WORD_BITS bits each
+A_LF, A_LG, A_LG2 = 21, 22, 23  # n at the last alarm; the last two gaps between alarms
+A_BITS = 24  # seen-context bit set: CTX_WORDS floats of CTX_WORD_BITS bits each
 CTX_Q = 16  # quantisation levels of the context grid
 CTX_WORD_BITS = 32  # bits held exactly per float (integers < 2**32)
 CTX_WORDS = CTX_Q * CTX_Q // CTX_WORD_BITS
@@ -63,6 +64,9 @@ FIELD_NAMES: tuple[str, ...] = (
     "a_lmu",
     "a_lsup",
     "a_spk",
+    "a_lf",
+    "a_lg",
+    "a_lg2",
     *(f"a_ctx{i}" for i in range(CTX_WORDS)),
     "seen_ts",
     "learn_ts",
@@ -127,7 +131,7 @@ def upgrade(vals: list[float]) -> list[float]:
         return vals
     mu, lo, hi = vals[A_MU], vals[A_LO], vals[A_HI]
     # an alarm damped under layout 1 re-arms only for a far larger event (u unknown)
-    return [*vals[:A_LA], mu, mu, lo, hi, mu, 0.0, 1e6, *vals[A_LA:]]
+    return [*vals[:A_LA], mu, mu, lo, hi, mu, 0.0, 1e6, 0.0, 0.0, 0.0, *vals[A_LA:]]
 
 
 # ---- sensor configuration vector --------------------------------------------------------
@@ -309,6 +313,9 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     # an event at least ``anomaly_rearm`` times as far (in u) as the one that raised the
     # alarm is a new event: it alarms at once. (A growing event, e.g. a collapse that
     # deepens while a sensor sticks, never ends in between: it stays one alarm.)
+    # An alarm that comes at the same interval after the last one as the two alarms
+    # before it (three equal gaps) is a schedule (a daily job, a batch cycle), not an
+    # anomaly: damped. (Two equal gaps happen by chance among random alarms.)
     u = ops.maximum(ops.maximum(ops.maximum(u_range, u_spike), u_col), u_ctx)
     raw = _calibrated(ops.where(first, 0.0, u), p, ops)
     raw = ops.where(warm, raw, 0.0)
@@ -324,6 +331,14 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
         ops.where(damped, raw * damp, raw), ops.where(l_suppressed, raw_l * damp, raw_l)
     )
     fire = ops.not_(damped) & (raw >= 0.5)
+    lf, lg, lg2 = v[A_LF], v[A_LG], v[A_LG2]
+    gap = n - lf
+    tol = p.anomaly_period_tol
+    periodic = fire & (lg2 > 0.0) & (abs(gap - lg) <= tol * lg) & (abs(lg - lg2) <= tol * lg2)
+    out = ops.where(periodic, out * damp, out)
+    new_lg2 = ops.where(fire, lg, lg2)
+    new_lg = ops.where(fire, ops.where(lf > 0.0, gap, 0.0), lg)
+    new_lf = ops.where(fire, n, lf)
     l_fire = ops.not_(l_suppressed) & (raw_l >= 0.5)
     n_sup = float(p.anomaly_suppress_n)
     new_sup = ops.where(fire, n_sup, ops.where(suppressed, sup - 1.0, 0.0))
@@ -382,6 +397,9 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
         (A_LMU, lmu_new),
         (A_LSUP, new_lsup),
         (A_SPK, new_spk),
+        (A_LF, new_lf),
+        (A_LG, new_lg),
+        (A_LG2, new_lg2),
     )
     for i, val in ups:
         v[i] = ops.where(learn, val, v[i])

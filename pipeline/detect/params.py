@@ -48,6 +48,7 @@ class DetectorParams:
     anomaly_suppress_n: int = 100  # after a detection, scale the score down for N samples
     anomaly_suppress_factor: float = 0.3
     anomaly_rearm: float = 4.0  # ... unless a new event reaches this multiple of its u
+    anomaly_period_tol: float = 0.1  # an alarm at the last alarms' interval +-10 %: damped
     anomaly_on: float = 0.8  # finding opens at this score ...
     anomaly_off: float = 0.5  # ... and clears after off_n readings below this
     anomaly_off_n: int = 6

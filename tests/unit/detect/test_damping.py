@@ -34,3 +34,18 @@ def test_a_growing_event_stays_one_alarm() -> None:
     damping = DetectorParams().anomaly_suppress_n
     assert np.all(sc[first + 1 : first + damping] < 0.5)
     np.testing.assert_array_equal(sc, score_series(t, x, NO_REARM))
+
+
+def test_a_scheduled_excursion_stops_alarming_and_an_unscheduled_one_still_does() -> None:
+    rng = np.random.default_rng(8)
+    x = 0.13 + 0.02 * rng.standard_normal(4032)  # 5-minute CPU load, two weeks
+    x[150::288] = 1.5  # a daily job
+    x[3500] = 3.0  # a real, unscheduled excursion
+    t = np.arange(x.size)
+    sc = score_series(t, x)
+    off = score_series(t, x, replace(DetectorParams(), anomaly_period_tol=-1.0))  # never
+    jobs = np.arange(150, 3500, 288)
+    assert np.all(sc[jobs[:3]] >= 0.5)  # three alarms before the interval is known
+    assert sc[jobs[3]] < 0.5 <= off[jobs[3]]  # the fourth, at the same interval: damped
+    assert np.all(sc[jobs[3:]] < 0.5)  # and the schedule stays quiet
+    assert sc[3500] >= 0.95  # the unscheduled excursion is reported
