@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -36,15 +35,15 @@ class AnomalyScorer:
         return float(K.score_update(self.v, float(value), True, self.params, K.ScalarOps))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"v": [None if x != x else x for x in self.v]}
+        return K.pack(self.v)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], params: DetectorParams = DEFAULT_PARAMS) -> AnomalyScorer:
         s = cls(params)
-        vals = K.upgrade(list(d["v"]))
+        vals = K.upgrade(K.unpack(d))
         if len(vals) != K.A_SIZE:
             raise ValueError(f"scorer state has {len(vals)} fields, expected {K.A_SIZE}")
-        s.v = [math.nan if x is None else float(x) for x in vals]
+        s.v = vals
         return s
 
 

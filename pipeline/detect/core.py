@@ -34,15 +34,15 @@ class SensorState:
     v: list[float] = field(default_factory=K.initial_state)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe: NaN becomes ``None``; floats round-trip exactly through JSON."""
-        return {"v": [None if x != x else x for x in self.v]}
+        """JSON-safe and exact (``kernel.pack``: float64 bytes, base64)."""
+        return K.pack(self.v)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SensorState:
-        vals = K.upgrade(list(d["v"]))
+        vals = K.upgrade(K.unpack(d))
         if len(vals) != K.N_STATE:
             raise ValueError(f"state has {len(vals)} fields, expected {K.N_STATE}")
-        return cls([math.nan if x is None else float(x) for x in vals])
+        return cls(vals)
 
     def named(self) -> dict[str, float]:
         """Field name -> value (for debugging and docs)."""

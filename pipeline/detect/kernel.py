@@ -14,7 +14,9 @@ float64 (< 2**53).
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
 from typing import Any
 
 import numpy as np
@@ -114,6 +116,25 @@ def initial_state() -> list[float]:
 
 def initial_scorer() -> list[float]:
     return initial_state()[:A_SIZE]
+
+
+def pack(vals: list[float]) -> dict[str, Any]:
+    """A state vector as JSON-safe text: little-endian float64, base64 (8 B per field).
+
+    Why binary: exact (NaN included) and ~35 % smaller than a JSON list of floats, so
+    every table write of the per-record path stays cheap.
+    """
+    return {"b": base64.b64encode(struct.pack(f"<{len(vals)}d", *vals)).decode("ascii")}
+
+
+def unpack(d: dict[str, Any]) -> list[float]:
+    """Inverse of ``pack``; also reads the older ``{"v": [float | None, ...]}`` form."""
+    if "b" in d:
+        raw = base64.b64decode(d["b"], validate=True)
+        if len(raw) % 8:
+            raise ValueError(f"state has {len(raw)} bytes, not a whole number of floats")
+        return list(struct.unpack(f"<{len(raw) // 8}d", raw))
+    return [math.nan if x is None else float(x) for x in d["v"]]
 
 
 LAYOUT2_FIELDS = A_BITS - A_LA  # fields added in state layout 2 (level, re-arming)

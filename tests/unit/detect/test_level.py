@@ -74,7 +74,7 @@ def test_layout1_scorer_state_is_upgraded_and_continues_calmly() -> None:
 
 def test_layout1_sensor_state_is_upgraded_and_other_lengths_are_refused() -> None:
     fresh = SensorState()
-    old = fresh.to_dict()["v"]
+    old = [None if x != x else x for x in fresh.v]  # the layout-1 JSON form
     old = [*old[: K.A_LA], *old[K.A_BITS :]]
     assert len(SensorState.from_dict({"v": old}).v) == K.N_STATE
     with pytest.raises(ValueError, match="fields"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -159,3 +161,19 @@ def test_batch_equals_per_record_on_random_multisensor_stream() -> None:
     ]
     assert len(per_record) == len(sensors)
     assert det.check_stale(wm) == per_record
+
+
+def test_state_packs_exactly_and_compactly() -> None:
+    from pipeline.detect import SensorState
+
+    state = SensorState()
+    state.v[K.A_MU] = 0.1 + 0.2  # not exact in decimal
+    state.v[K.A_LO] = -0.0
+    packed = state.to_dict()
+    assert set(packed) == {"b"} and len(packed["b"]) <= 4 * (8 * K.N_STATE + 2) // 3
+    back = SensorState.from_dict(json.loads(json.dumps(packed, allow_nan=False)))
+    assert [x.hex() for x in back.v] == [x.hex() for x in state.v]  # NaN and -0.0 too
+    legacy = {"v": [None if x != x else x for x in state.v]}  # the JSON-list form still reads
+    assert [x.hex() for x in SensorState.from_dict(legacy).v] == [x.hex() for x in state.v]
+    with pytest.raises(ValueError):
+        SensorState.from_dict({"b": "AAAA"})  # 3 bytes: not whole floats
