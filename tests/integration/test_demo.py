@@ -107,6 +107,21 @@ class DemoRun:
                                          f"{self.text()[-4000:]}")
                 self._cond.wait(min(left, 0.5))
 
+    def interrupt_at(
+        self, pattern: re.Pattern[str], wait_s: float, finish_s: float
+    ) -> tuple[int, re.Match[str]]:
+        """SIGINT once ``pattern`` is printed; the exit code and the matched line.
+
+        The process never outlives the call (killed if it ignored the signal).
+        """
+        try:
+            seen = self.wait_for(pattern, wait_s)
+            self.proc.send_signal(signal.SIGINT)
+            return self.finish(finish_s), seen
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
     def finish(self, timeout_s: float) -> int:
         try:
             return self.proc.wait(timeout_s)
@@ -280,26 +295,15 @@ def test_demo_ctrl_c_stops_everything(bootstrap: str) -> None:
     """SIGINT while alerts flow, and SIGINT while the broker starts: nothing survives."""
     run = DemoRun.start(["--bootstrap", bootstrap, "--speed", "30", "--warmup", "600",
                          "--metrics-port", str(free_port())], env=Deployment(bootstrap).env())
-    try:
-        run.wait_for(EVENT_LINE, 90)  # the worker is up and publishing
-        run.proc.send_signal(signal.SIGINT)
-        code = run.finish(90)
-    finally:
-        if run.proc.poll() is None:
-            run.proc.kill()
+    code, _ = run.interrupt_at(EVENT_LINE, 90, 90)  # the worker is up and publishing
     assert code in (0, 130), run.text()[-4000:]
     assert run.summary()["interrupted"] is True
     assert_nothing_left(run)
 
     # Interrupted while its own broker is still starting: the broker must not survive.
     run = DemoRun.start(["--metrics-port", str(free_port())])
-    try:
-        port = int(run.wait_for(BROKER_PORT_LINE, 120)["port"])
-        run.proc.send_signal(signal.SIGINT)
-        code = run.finish(60)
-    finally:
-        if run.proc.poll() is None:
-            run.proc.kill()
+    code, seen = run.interrupt_at(BROKER_PORT_LINE, 120, 60)
+    port = int(seen["port"])
     assert code in (0, 130), run.text()[-4000:]
     time.sleep(0.5)
     assert broker_pid_on_port(port) is None and not port_open(port), run.text()[-3000:]
