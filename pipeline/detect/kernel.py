@@ -31,8 +31,7 @@ A_GLO, A_GHI, A_NOV, A_NOVS = 10, 11, 12, 13  # context grid (all-time min/max),
 A_LA, A_LB, A_LLO, A_LHI, A_LMU, A_LSUP = 14, 15, 16, 17, 18, 19  # level, envelope, damping
 A_SPK = 20  # u of the alarm that started the damping; negated once that event has ended
 A_LF, A_LG, A_LG2 = 21, 22, 23  # n at the last alarm; the last two gaps between alarms
-A_CALM = 24  # samples since u was last >= 1 (rare) or an alarm fired
-A_BITS = 25  # seen-context bit set: CTX_WORDS floats of CTX_WORD_BITS bits each
+A_BITS = 24  # seen-context bit set: CTX_WORDS floats of CTX_WORD_BITS bits each
 CTX_Q = 16  # quantisation levels of the context grid
 CTX_WORD_BITS = 32  # bits held exactly per float (integers < 2**32)
 CTX_WORDS = CTX_Q * CTX_Q // CTX_WORD_BITS
@@ -70,7 +69,6 @@ FIELD_NAMES: tuple[str, ...] = (
     "a_lf",
     "a_lg",
     "a_lg2",
-    "a_calm",
     *(f"a_ctx{i}" for i in range(CTX_WORDS)),
     "seen_ts",
     "learn_ts",
@@ -154,7 +152,7 @@ def upgrade(vals: list[float]) -> list[float]:
         return vals
     mu, lo, hi = vals[A_MU], vals[A_LO], vals[A_HI]
     # an alarm damped under layout 1 re-arms only for a far larger event (u unknown)
-    return [*vals[:A_LA], mu, mu, lo, hi, mu, 0.0, 1e6, 0.0, 0.0, 0.0, 0.0, *vals[A_LA:]]
+    return [*vals[:A_LA], mu, mu, lo, hi, mu, 0.0, 1e6, 0.0, 0.0, 0.0, *vals[A_LA:]]
 
 
 # ---- sensor configuration vector --------------------------------------------------------
@@ -336,8 +334,6 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     # an event at least ``anomaly_rearm`` times as far (in u) as the one that raised the
     # alarm is a new event: it alarms at once. (A growing event, e.g. a collapse that
     # deepens while a sensor sticks, never ends in between: it stays one alarm.)
-    # The damping also ends once nothing rare has been seen for ``anomaly_calm_n``
-    # samples: the event is over, and the next one deserves its own alarm.
     # An alarm that comes at the same interval after the last one as the two alarms
     # before it (three equal gaps) is a schedule (a daily job, a batch cycle), not an
     # anomaly: damped. (Two equal gaps happen by chance among random alarms.)
@@ -366,9 +362,7 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     new_lf = ops.where(fire, n, lf)
     l_fire = ops.not_(l_suppressed) & (raw_l >= 0.5)
     n_sup = float(p.anomaly_suppress_n)
-    calm = ops.where(fire | (u >= 1.0), 0.0, v[A_CALM] + 1.0)
-    still = suppressed & (calm < p.anomaly_calm_n)
-    new_sup = ops.where(fire, n_sup, ops.where(still, sup - 1.0, 0.0))
+    new_sup = ops.where(fire, n_sup, ops.where(suppressed, sup - 1.0, 0.0))
     ended = suppressed & (spk > 0.0) & (u < 1.0)
     new_spk = ops.where(fire, u, ops.where(ended, -spk, spk))
     new_lsup = ops.where(l_suppressed, lsup - 1.0, ops.where(l_fire, n_sup, 0.0))
@@ -427,7 +421,6 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
         (A_LF, new_lf),
         (A_LG, new_lg),
         (A_LG2, new_lg2),
-        (A_CALM, calm),
     )
     for i, val in ups:
         v[i] = ops.where(learn, val, v[i])

@@ -47,7 +47,6 @@ class DetectorParams:
     anomaly_power: float = 2.0  # score = u^p / (1 + u^p): u = 1 (rare) maps to 0.5
     anomaly_suppress_n: int = 100  # after a detection, scale the score down for N samples
     anomaly_suppress_factor: float = 0.3
-    anomaly_calm_n: float = 60.0  # ... and ends once nothing was rare for this many samples
     anomaly_rearm: float = 4.0  # ... unless a new event reaches this multiple of its u
     anomaly_period_tol: float = 0.1  # an alarm at the last alarms' interval +-10 %: damped
     anomaly_on: float = 0.8  # finding opens at this score ...
