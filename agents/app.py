@@ -354,6 +354,7 @@ def create_app(
         # Entries may have been changed by another worker meanwhile: rescan them.
         if rt.engine is not None:
             rt.engine.reset_hints()
+            rt.engine.reset_event_time()
         rt.marks.forget()
         # Progress claims are only sound for what this ingest forwarded itself
         # during its current assignment.

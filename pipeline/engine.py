@@ -150,6 +150,17 @@ class Engine:
         self._site_due.clear()
         self._scanned.clear()
 
+    def reset_event_time(self) -> None:
+        """Forget every scope's event time (streaming: after a rebalance).
+
+        Why: a partition that comes back to this worker resumes from its committed
+        offset with the state another worker stored; the clock this engine kept from
+        an earlier ownership may be ahead of that state, and deadlines (escalations,
+        stale checks) would fire before the readings that precede them. The caller's
+        watermark (restored source progress) re-establishes it.
+        """
+        self._watermarks.clear()
+
     @property
     def scope(self) -> Any:
         """The stores' scope (a partition in streaming, ``None`` offline)."""
