@@ -274,3 +274,16 @@ def test_streaming_shape_returns_site_risk_only() -> None:
     grades = [r["grade"] for r in out.risks]
     assert all(a != b for a, b in itertools.pairwise(grades))
     assert all(r["previous"] == p for r, p in zip(out.risks[1:], grades, strict=False))
+
+
+def test_reset_event_time_restarts_the_clock_from_the_callers_watermark() -> None:
+    """After a rebalance the partition's restored source progress rules, not an old clock."""
+    items = [r for r in readings() if isinstance(r, Reading)]
+    e = Engine(REGISTRY)
+    run(e, items[:600], final=False)
+    ahead = e.watermark_ms
+    assert ahead is not None and ahead > items[100].ts
+    e.reset_event_time()
+    assert e.watermark_ms is None
+    e.on_reading(items[100], watermark_ms=items[100].ts)
+    assert e.watermark_ms == items[100].ts  # not max(old clock, new watermark)
