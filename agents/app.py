@@ -242,9 +242,10 @@ def create_app(
             save_marks(store, msg.partition)
         elif kind == "d":
             d = body["d"]
+            load_marks(msg.partition)
             out = engine.on_disposition(Disposition(
                 alert_id=d["alert_id"], action=d["action"], by=d["by"], at=int(d["at"]),
-                note=d.get("note")))
+                note=d.get("note")), rt.marks.watermark(msg.partition) or 0)
             if body.get("src"):
                 origin = SourcePosition(*body["src"])
         elif kind == "w":

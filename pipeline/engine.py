@@ -213,22 +213,31 @@ class Engine:
         if findings:
             book = self._book(sensor.site_id)
             for f in findings:
-                book.apply_finding(f, sensor.metric)
+                book.apply_finding(f, sensor.metric, current)
             self._flush(book, out)
         interval = self.params.check_interval_ms
         if previous is None or current // interval > previous // interval:
             out.extend(self.on_watermark(current))
         return out
 
-    def on_disposition(self, d: Disposition) -> EngineOutput:
-        """Apply an operator action; rejected ones come back in ``rejected``."""
+    def on_disposition(self, d: Disposition, watermark_ms: int | None = None) -> EngineOutput:
+        """Apply an operator action; rejected ones come back in ``rejected``.
+
+        Offline, dispositions are merged into the input by their ``at``, which is then
+        event time. Streaming passes its watermark: an action's wall-clock ``at`` may be
+        ahead of the readings still on their way, and only the alert's own timers may
+        fire up to it.
+        """
         out = EngineOutput()
         site_id = self.site_of_alert(d.alert_id)
         if site_id is None or site_id not in self.site_store:
             out.rejected.append((d, UNKNOWN_ALERT))
             return out
         book = self._book(site_id)
-        reason = book.apply_disposition(d)
+        horizon = None
+        if watermark_ms is not None:
+            horizon = max(watermark_ms, self.watermark_ms or watermark_ms)
+        reason = book.apply_disposition(d, horizon)
         self._flush(book, out)
         if reason is not None:
             out.rejected.append((d, reason))
@@ -262,7 +271,7 @@ class Engine:
             for f, metric in sorted(
                 by_site.get(site_id, []), key=lambda x: (x[0].ts, x[0].sensor_id)
             ):
-                book.apply_finding(f, metric)
+                book.apply_finding(f, metric, watermark_ms)
             book.fire_due(watermark_ms)
             self._flush(book, out)
         return out

@@ -8,6 +8,12 @@ Time rules (see ``docs/ALERTS.md``): everything happening to a site at event tim
 (a finding, a disposition, the watermark passing ``t``) first fires the site's timers due
 strictly before ``t``, in deadline order, each stamped with its deadline. The events of a
 site therefore depend only on its own inputs in order, never on when a watermark was seen.
+One bound: a finding (or disposition) at ``t`` proves only its own sensor's time. The
+other sensors' timers fire at most up to the site's ``horizon`` (its event-time
+watermark): in streaming a site's readings come from several sources at their own pace,
+and a fast source's reading at ``t`` must not escalate an alert whose clearing reading
+(earlier than ``t``) is still on its way from a slower one. Offline the horizon is the
+latest reading, never earlier than ``t``, so the bound changes nothing there.
 """
 
 from __future__ import annotations
@@ -114,12 +120,25 @@ class SiteBook:
             out.append((min(eps) + int(self.p.risk_history_s * 1000), 3, ""))
         return out
 
-    def fire_due(self, until: int) -> None:
-        """Fire every timer due strictly before ``until``, earliest first."""
+    def fire_due(self, until: int, horizon: int | None = None, sensor: str | None = None) -> None:
+        """Fire every timer due strictly before ``until``, earliest first.
+
+        With a ``horizon``, timers at or past it fire only for ``sensor``'s own alerts
+        (see the module doc: ``until`` is certain for that sensor only).
+        """
         if self.d["due"] is None or self.d["due"] >= until:
             return
+        alerts = self.d["alerts"]
+
+        def known(t: tuple[int, int, str]) -> bool:
+            if t[0] >= until:
+                return False
+            if horizon is None or t[0] < horizon:
+                return True
+            return bool(t[2]) and sensor is not None and alerts[t[2]]["sensor"] == sensor
+
         while True:
-            timers = [t for t in self._timers() if t[0] < until]
+            timers = [t for t in self._timers() if known(t)]
             if not timers:
                 break
             due, order, aid = min(timers)
@@ -164,9 +183,12 @@ class SiteBook:
         self.dirty = True
 
     # ---------------------------------------------------------------- findings
-    def apply_finding(self, f: Finding, metric: str | None) -> None:
-        """Turn one detector edge into opened / updated / resolved."""
-        self.fire_due(f.ts)
+    def apply_finding(self, f: Finding, metric: str | None, horizon: int | None = None) -> None:
+        """Turn one detector edge into opened / updated / resolved.
+
+        ``horizon``: the site's event-time watermark, if it may lag ``f.ts`` (streaming).
+        """
+        self.fire_due(f.ts, horizon, f.sensor_id)
         key = f"{f.sensor_id}|{f.kind}"
         aid = self.d["active"].get(key)
         if f.active:
@@ -271,9 +293,14 @@ class SiteBook:
         self._emit(a, "resolved", f.ts)
 
     # ------------------------------------------------------------ dispositions
-    def apply_disposition(self, d: Disposition) -> str | None:
-        """Apply an operator action; return a rejection reason code or ``None``."""
-        self.fire_due(d.at)
+    def apply_disposition(self, d: Disposition, horizon: int | None = None) -> str | None:
+        """Apply an operator action; return a rejection reason code or ``None``.
+
+        ``horizon`` as for findings: the action's time is certain for its own alert's
+        sensor only.
+        """
+        a = self.d["alerts"].get(d.alert_id)
+        self.fire_due(d.at, horizon, None if a is None else a["sensor"])
         a = self.d["alerts"].get(d.alert_id)
         if a is None:
             return UNKNOWN_ALERT

@@ -287,3 +287,38 @@ def test_reset_event_time_restarts_the_clock_from_the_callers_watermark() -> Non
     assert e.watermark_ms is None
     e.on_reading(items[100], watermark_ms=items[100].ts)
     assert e.watermark_ms == items[100].ts  # not max(old clock, new watermark)
+
+
+def test_sources_at_different_paces_give_the_offline_events() -> None:
+    """Streaming merges sources that run apart; with the slowest one's progress as the
+    watermark every alert's events are the offline ones, in the same order (seq)."""
+    rng = random.Random(7)
+    items = []
+    for i in range(200):  # CH4 red for 250 s then clear; O2 low from 400 s on
+        t = T0 + i * 10 * S
+        items.append(Reading(SITE, CH4, "ch4", (2.0 if 50 <= i < 75 else 0.3)
+                             + rng.gauss(0, 0.01), t, "%vol"))
+        items.append(Reading(SITE, O2, "o2", (19.3 if i >= 90 else 20.9)
+                             + rng.gauss(0, 0.01), t, "%vol"))
+    expected = {key(d): d for d in dicts(run(Engine(REGISTRY), items))}
+    # O2's source runs 200 s of event time ahead of CH4's.
+    arrival = sorted(((r.ts - (200 * S if r.sensor_id == O2 else 0), r.sensor_id == O2, r)
+                      for r in items), key=lambda x: (x[0], x[1]))
+    engine, out = Engine(REGISTRY), EngineOutput()
+    latest: dict[str, int] = {}
+    for _, _, r in arrival:
+        latest[r.sensor_id] = r.ts
+        watermark = min(latest.values()) if len(latest) == 2 else 0
+        out.extend(engine.on_reading(r, watermark))
+    out.extend(engine.on_watermark(max(latest.values())))
+
+    def ungrouped(d: dict[str, Any]) -> dict[str, Any]:
+        return {**d, "evidence": {k: v for k, v in d["evidence"].items()
+                                  if k not in ("group", "notify")}}
+
+    got = {key(d): d for d in dicts(out)}
+    ch4 = sorted((k[1], d["event"]) for k, d in expected.items()
+                 if d["sensor_id"] == CH4 and d["kind"] == "threshold")
+    assert [e for _, e in ch4][:3] == ["opened", "resolved", "escalated"]
+    assert {k: ungrouped(v) for k, v in got.items()} == {
+        k: ungrouped(v) for k, v in expected.items()}

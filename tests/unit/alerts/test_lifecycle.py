@@ -244,3 +244,43 @@ def test_other_sensor_same_kind_is_a_separate_alert() -> None:
     assert len({e.alert_id for e in b.events}) == 2
     assert b.events[1].evidence["group"] == b.events[0].alert_id
     assert b.events[1].site_id == SITE
+
+
+def test_another_sensors_finding_fires_timers_only_up_to_the_horizon() -> None:
+    """Streaming: a fast source's reading must not escalate an alert before its
+    clearing reading (earlier) arrives from a slower source: the order must be offline's."""
+    b = book()
+    b.apply_finding(on(T0, "red", 2.0), "ch4")  # escalation due at T0 + 300 s
+    b.apply_finding(on(T0 + 400 * S, "yellow", 19.3, sensor=O2), "o2", horizon=T0 + 200 * S)
+    assert [e.event for e in b.events if e.sensor_id == CH4] == ["opened"]
+    b.apply_finding(off(T0 + 250 * S, 0.3), "ch4", horizon=T0 + 250 * S)
+    b.fire_due(T0 + 301 * S)
+    # A red alert escalates until acknowledged even once resolved: after the clear.
+    assert [(e.event, e.seq, e.ts) for e in b.events if e.sensor_id == CH4] == [
+        ("opened", 1, T0), ("resolved", 2, T0 + 250 * S), ("escalated", 3, T0 + 300 * S)]
+    # Offline (no horizon) the same finding proves the time for the whole site.
+    b2 = book()
+    b2.apply_finding(on(T0, "red", 2.0), "ch4")
+    b2.apply_finding(on(T0 + 400 * S, "yellow", 19.3, sensor=O2), "o2")
+    assert [e.event for e in b2.events if e.sensor_id == CH4] == ["opened", "escalated"]
+
+
+def test_own_sensors_finding_fires_its_timers_past_the_horizon() -> None:
+    b = book()
+    b.apply_finding(on(T0, "red", 2.0), "ch4")
+    b.apply_finding(on(T0, "red", 2.0, sensor=CH4B), "ch4")
+    b.apply_finding(off(T0 + 400 * S, 0.3), "ch4", horizon=T0 + 100 * S)
+    # The sensor's own reading at +400 s proves its alert was still open at +300 s.
+    assert [(e.sensor_id, e.event, e.ts) for e in b.events[2:]] == [
+        (CH4, "escalated", T0 + 300 * S), (CH4, "resolved", T0 + 400 * S)]
+    b.fire_due(T0 + 301 * S)  # the other sensor's alert escalates with the watermark
+    assert (b.events[-1].sensor_id, b.events[-1].event) == (CH4B, "escalated")
+
+
+def test_a_disposition_fires_only_its_own_alerts_timers_past_the_horizon() -> None:
+    b = book()
+    b.apply_finding(on(T0, "red", 2.0), "ch4")
+    b.apply_finding(on(T0, "red", 2.0, sensor=CH4B), "ch4")
+    assert b.apply_disposition(ack(T0 + 400 * S), horizon=T0 + 100 * S) is None
+    assert [(e.sensor_id, e.event) for e in b.events[2:]] == [
+        (CH4, "escalated"), (CH4, "acknowledged")]
