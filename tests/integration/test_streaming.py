@@ -156,14 +156,24 @@ def test_equivalence_scenarios_streaming_equals_detect(bootstrap: str, tmp_path:
 
     ``ew.telemetry`` has one partition here so the arrival order is the file's; the
     site topic has four, so repartitioning and several site partitions are exercised.
+    Workers run a few at a time: seven at once on two cores starved one of them.
     """
     files = scenario_files()
     assert len(files) >= 6, "scenario files missing"
     registry = scenario_registry()
+    for wave in range(0, len(files), EQUIVALENCE_WAVE):
+        _equivalence_wave(bootstrap, registry, files[wave:wave + EQUIVALENCE_WAVE],
+                          tmp_path / str(wave))
+
+
+EQUIVALENCE_WAVE = 4
+
+
+def _equivalence_wave(bootstrap: str, registry: Path, files: list[Path], tmp: Path) -> None:
     runs = []
     for i, f in enumerate(files):
-        (tmp_path / str(i)).mkdir()
-        alerts, dead = detect_offline(registry, f, tmp_path / str(i))
+        (tmp / str(i)).mkdir(parents=True)
+        alerts, dead = detect_offline(registry, f, tmp / str(i))
         dep = deterministic(Deployment(bootstrap, telemetry_partitions=1))
         dep.create_topics()
         publish_registry_file(dep, registry)
