@@ -21,4 +21,8 @@ def run_worker(
     app, runtime = create_app(settings, registry, source_count)
     attach_metrics(app, runtime, settings)
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    # Faust's terminal spinner lowers the root logger to DEBUG so that it can spin on
+    # every record: every debug call in aiokafka and Faust then builds a LogRecord
+    # (~10 % of a busy worker's time) and the log fills with cursor escape codes.
+    worker.spinner = None
     worker.execute_from_commandline()
