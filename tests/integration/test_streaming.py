@@ -197,6 +197,9 @@ def _equivalence_wave(bootstrap: str, registry: Path, files: list[Path], tmp: Pa
             worker.stop()
     for f, *_, worker in runs:
         assert worker.proc.returncode == 0, (f.name, worker.log()[-3000:])
+        # No terminal spinner: it lowers the root logger to DEBUG (a hot path cost)
+        # and writes cursor escape codes into the log.
+        assert "\x1b[" not in worker.log(), f.name
 
 
 def test_crash_and_restart_loses_and_duplicates_nothing(
