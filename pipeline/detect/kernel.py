@@ -373,11 +373,13 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     dmean_new = ops.where(first, 0.0, dmean + (adc - dmean) / p.anomaly_tau_n)
     gain = ops.where(warm, p.anomaly_env_gain, 1.0)
     leak = 1.0 / p.anomaly_env_leak_n
+    vl = 1.0 / p.anomaly_value_leak_n
     # |diff| envelope = decaying record of the largest recent |diff| (gain 1): a spike no
     # larger than recent spikes is not rare (recurring jumps, daily edges do not re-alarm)
     denv_new = ops.where(ad > denv, ad, denv + (dmean_new - denv) * leak)
-    hi_new = ops.where(first, x, ops.where(x > hi, hi + gain * (x - hi), hi + (mu_new - hi) * leak))
-    lo_new = ops.where(first, x, ops.where(x < lo, lo + gain * (x - lo), lo + (mu_new - lo) * leak))
+    # the value envelope relaxes more slowly (anomaly_value_leak_n, see params)
+    hi_new = ops.where(first, x, ops.where(x > hi, hi + gain * (x - hi), hi + (mu_new - hi) * vl))
+    lo_new = ops.where(first, x, ops.where(x < lo, lo + gain * (x - lo), lo + (mu_new - lo) * vl))
     # the level envelope follows at the level's own pace, and takes a flagged level at once
     # (one alarm per level event; a slow creep must not re-alarm after every suppression)
     lgain = ops.where(lwarm & (u_lvl < p.anomaly_level_absorb), 1.0 / lt, 1.0)
