@@ -301,7 +301,7 @@ class SiteBook:
         """
         a = self.d["alerts"].get(d.alert_id)
         self.fire_due(d.at, horizon, None if a is None else a["sensor"])
-        a = self.d["alerts"].get(d.alert_id)
+        a = self.d["alerts"].get(d.alert_id)  # a timer may have pruned it
         if a is None:
             return UNKNOWN_ALERT
         if not isinstance(d.by, str) or not d.by.strip():
