@@ -1,8 +1,11 @@
 """Quality of the anomaly scorer: NAB (nab-dev) and SKAB, with one parameter set.
 
-Run: ``.venv/bin/python -m bench.evaluate [--files] [--nab-dir DIR]``. Uses
-``score_series`` (the code behind ``ewarn score``). Never tune per file. ``--nab-dir``
-scores another directory in the nab-dev layout (e.g. held-out NAB categories);
+Run: ``.venv/bin/python -m bench.evaluate [--files] [--nab-dir DIR ...] [--ref CSV ...]``.
+Uses ``score_series`` (the code behind ``ewarn score``). Never tune per file.
+``--nab-dir`` scores other directories in the nab-dev layout (e.g. held-out NAB
+categories), several together as one corpus (one threshold); ``--ref`` adds a
+reference detector from NAB's published per-file results
+(``results/<detector>/<detector>_standard_scores.csv``), normalised over the same files;
 ``--files`` prints where the score is won and lost, file by file.
 """
 
@@ -30,6 +33,12 @@ def nab_scored(
         ts, vals, _ = nab.read_csv(nab_dir / "data" / name)
         scored.append((name, ts, score_series(np.zeros(len(vals), dtype=np.int64), vals, params)))
     return scored
+
+
+def nab_scored_dirs(
+    params: DetectorParams, nab_dirs: list[Path]
+) -> list[tuple[str, list[str], np.ndarray]]:
+    return [item for d in nab_dirs for item in nab_scored(params, d)]
 
 
 def nab_scores(params: DetectorParams, nab_dir: Path = nab.NAB_DIR) -> dict[str, float]:
@@ -82,14 +91,19 @@ def skab_scores(params: DetectorParams, cutoff: float = 0.5) -> dict[str, float]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nab-dir", type=Path, default=nab.NAB_DIR, help="NAB-layout directory")
+    ap.add_argument("--nab-dir", type=Path, action="append",
+                    help="NAB-layout directory (repeat to score several as one corpus)")
+    ap.add_argument("--ref", type=Path, action="append", default=[],
+                    help="published per-file scores CSV of a reference detector (standard)")
     ap.add_argument("--files", action="store_true", help="per-file breakdown")
     args = ap.parse_args()
+    dirs: list[Path] = args.nab_dir or [nab.NAB_DIR]
     p = DetectorParams()
     t0 = time.perf_counter()
-    scored = nab_scored(p, args.nab_dir)
-    ours = nab.corpus_score(scored, args.nab_dir)
-    print(f"NAB {args.nab_dir.name} ({len(scored)} series), scored in "
+    windows = nab.load_windows_of(dirs)
+    scored = nab_scored_dirs(p, dirs)
+    ours = nab.corpus_score(scored, windows=windows)
+    print(f"NAB {' + '.join(d.name for d in dirs)} ({len(scored)} series), scored in "
           f"{time.perf_counter() - t0:.1f}s")
     print(f"{'detector':18s} {'standard':>9s} {'low_FP':>8s} {'low_FN':>8s}")
     print(
@@ -98,13 +112,17 @@ def main() -> None:
         f"{ours['standard_threshold']:.3f}/{ours['reward_low_FP_rate_threshold']:.3f}/"
         f"{ours['reward_low_FN_rate_threshold']:.3f})"
     )
+    files = [nab.prepare(name, ts, sc, windows[name]) for name, ts, sc in scored]
+    for ref in args.ref:
+        value = nab.published_score(nab.published_file_scores(ref), files)
+        print(f"{ref.stem.split('_')[0]:18s} {value:9.1f}   (published per-file, {ref.name})")
     if args.files:
-        thr, rows = nab.breakdown(scored, nab_dir=args.nab_dir)
+        thr, rows = nab.breakdown(scored, windows=windows)
         print(f"per file at the standard threshold {thr:.3f} (window rewards; None = missed):")
         for name, raw, n_fp, rewards in rows:
             shown = ", ".join("None" if r is None else f"{r:.2f}" for r in rewards)
             print(f"  {name:58s} {raw:6.2f}  FP {n_fp:3d}  [{shown}]")
-    if args.nab_dir != nab.NAB_DIR:
+    if dirs != [nab.NAB_DIR]:
         return  # the published figures and SKAB belong to the development set
     for det, ref in nab.REFERENCE.items():
         print(f"{det:18s} {ref[0]:9.1f} {ref[1]:8.1f} {ref[2]:8.1f}   (published)")

@@ -193,40 +193,75 @@ def read_csv(path: Path) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     return ts, np.array(vals), (np.array(sc) if has_score else None)
 
 
-def corpus_score(
-    scored: Iterable[tuple[str, list[str], np.ndarray]], nab_dir: Path = NAB_DIR
-) -> dict[str, float]:
-    """Normalised NAB score per profile for (relative name, timestamps, scores) of every file."""
-    windows = load_windows(nab_dir)
-    files = [prepare(name, ts, sc, windows[name]) for name, ts, sc in scored]
+def load_windows_of(nab_dirs: Iterable[Path]) -> dict[str, list[list[str]]]:
+    """The windows of several NAB-layout directories (file names are category-qualified)."""
+    out: dict[str, list[list[str]]] = {}
+    for d in nab_dirs:
+        out.update(load_windows(d))
+    return out
+
+
+def null_and_perfect(files: list[FileParts], prof: dict[str, float]) -> tuple[float, float]:
+    """Raw scores of the null detector (swept) and of a perfect one over ``files``."""
     null_files = [
         FileParts(
             f.name, np.full(len(f.scores), 0.5), f.unweighted, f.window, f.n_windows, f.n_labelled
         )
         for f in files
     ]
-    perfect_count = sum(f.n_labelled for f in files)
+    null_thr, _ = sweep(null_files, prof)
+    null = sum(file_score(f, null_thr, prof) for f in null_files)
+    return null, sum(f.n_labelled for f in files) * prof["tp"]
+
+
+def corpus_score(
+    scored: Iterable[tuple[str, list[str], np.ndarray]],
+    nab_dir: Path = NAB_DIR,
+    windows: dict[str, list[list[str]]] | None = None,
+) -> dict[str, float]:
+    """Normalised NAB score per profile for (relative name, timestamps, scores) of every file."""
+    windows = load_windows(nab_dir) if windows is None else windows
+    files = [prepare(name, ts, sc, windows[name]) for name, ts, sc in scored]
     out: dict[str, float] = {}
     for pname, prof in PROFILES.items():
         thr, _ = sweep(files, prof)
         raw = sum(file_score(f, thr, prof) for f in files)
-        null_thr, _ = sweep(null_files, prof)
-        null = sum(file_score(f, null_thr, prof) for f in null_files)
-        out[pname] = normalised(raw, null, perfect_count * prof["tp"])
+        null, perfect = null_and_perfect(files, prof)
+        out[pname] = normalised(raw, null, perfect)
         out[pname + "_threshold"] = thr
     return out
+
+
+def published_file_scores(path: Path) -> dict[str, float]:
+    """Per-file raw scores from NAB's ``results/<detector>/<detector>_<profile>_scores.csv``."""
+    with open(path, newline="") as fh:
+        return {row["File"]: float(row["Score"]) for row in csv.DictReader(fh)
+                if row["File"].endswith(".csv")}
+
+
+def published_score(
+    per_file: dict[str, float], files: list[FileParts], profile: str = "standard"
+) -> float:
+    """A reference detector's score over ``files``, normalised the same way as ours.
+
+    Its per-file raw scores were taken at its own threshold (swept over the whole NAB),
+    so over a subset this is its published behaviour, not a re-swept one.
+    """
+    null, perfect = null_and_perfect(files, PROFILES[profile])
+    return normalised(sum(per_file[f.name] for f in files), null, perfect)
 
 
 def breakdown(
     scored: Iterable[tuple[str, list[str], np.ndarray]],
     profile: str = "standard",
     nab_dir: Path = NAB_DIR,
+    windows: dict[str, list[list[str]]] | None = None,
 ) -> tuple[float, list[tuple[str, float, int, list[float | None]]]]:
     """Per file at the corpus-optimal threshold: (name, raw score, FP rows, reward per window).
 
     A window's reward is None when it was missed. For finding where a detector loses.
     """
-    windows = load_windows(nab_dir)
+    windows = load_windows(nab_dir) if windows is None else windows
     files = [prepare(name, ts, sc, windows[name]) for name, ts, sc in scored]
     prof = PROFILES[profile]
     thr, _ = sweep(files, prof)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench import nab
@@ -37,3 +39,21 @@ def test_breakdown_adds_up_to_the_swept_corpus_score() -> None:
     for _, _, n_fp, rewards in rows:
         assert n_fp >= 0
         assert all(r is None or -1.0 < r <= 1.0 for r in rewards)
+
+
+def test_published_per_file_scores_normalise_like_a_swept_corpus(tmp_path: Path) -> None:
+    """A reference detector's per-file results (NAB's *_scores.csv) give its corpus score."""
+    scored = nab.reference_scored("numenta")
+    _, rows = nab.breakdown(scored)
+    csv_path = tmp_path / "numenta_standard_scores.csv"
+    lines = ["Detector,Profile,File,Threshold,Score"]
+    lines += [f"numenta,standard,{name},0.5,{raw!r}" for name, raw, _, _ in rows]
+    lines.append("Totals,,,,0")  # NAB's summary row is not a file
+    csv_path.write_text("\n".join(lines) + "\n")
+    per_file = nab.published_file_scores(csv_path)
+    assert len(per_file) == len(rows)
+    windows = nab.load_windows_of([nab.NAB_DIR])
+    files = [nab.prepare(n, ts, sc, windows[n]) for n, ts, sc in scored]
+    expected = nab.corpus_score(scored, windows=windows)["standard"]
+    assert nab.published_score(per_file, files) == pytest.approx(expected)
+    assert round(expected, 1) == nab.REFERENCE["numenta"][0]
