@@ -91,8 +91,10 @@ def _paced(records: Iterator[dict[str, Any]], live_from_ms: int, speed: float,
         if ts >= live_from_ms:
             t0 = time.monotonic() if t0 is None else t0
             due = t0 + (ts - live_from_ms) / 1000.0 / speed
-            while not stop.is_set() and time.monotonic() < due:
-                time.sleep(min(0.2, due - time.monotonic()))
+            # one clock reading per check: read twice, a busy machine could pass the
+            # check and then ask sleep() for a negative time
+            while not stop.is_set() and (left := due - time.monotonic()) > 0:
+                time.sleep(min(0.2, left))
         yield rec
 
 

@@ -452,3 +452,31 @@ def test_unknown_metric_gets_a_calm_generic_signal() -> None:
     inside = [v for t, v, _ in _series(list(generate(reg, START, 3600, [step], 3)),
                                        sensor["sensor_id"]) if 600 <= t < 1200]  # fmt: skip
     assert inside and all(11.2 <= v < 18.0 for v in inside)
+
+
+def test_demo_pacing_never_sleeps_a_negative_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a busy machine the clock moves between the pacing check and the sleep."""
+    import threading
+
+    from pipeline.cli import demo
+
+    clock = [1000.0]
+    slept: list[float] = []
+
+    def monotonic() -> float:
+        clock[0] += 0.17  # every reading of the clock costs 170 ms
+        return clock[0]
+
+    def sleep(seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        slept.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(demo.time, "monotonic", monotonic)
+    monkeypatch.setattr(demo.time, "sleep", sleep)
+    records = [{"ts": 1_000 + i * 1_000} for i in range(6)]  # one per second
+    out = list(demo._paced(iter(records), live_from_ms=1_000, speed=1.0,
+                           stop=threading.Event()))
+    assert out == records
+    assert slept and all(s > 0 for s in slept)
