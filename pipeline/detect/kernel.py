@@ -258,6 +258,16 @@ def _calibrated(u: Any, p: DetectorParams, ops: Ops) -> Any:
     return u / (1.0 + u)
 
 
+def _power(a: Any, e: float, ops: Ops) -> Any:
+    """a**e for a >= 0; 0.5 and 0.75 (the default) by square roots, cheap and exact."""
+    if e == 0.5:
+        return ops.sqrt(a)
+    if e == 0.75:
+        r = ops.sqrt(a)
+        return r * ops.sqrt(r)
+    return a**e
+
+
 def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any:
     """Score ``x`` against the sub-state ``v[0:A_SIZE]`` (before learning), then learn.
 
@@ -286,13 +296,25 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     width = ops.maximum(hi - lo, floor)
     excess = ops.maximum(ops.maximum(x - hi, lo - x), 0.0)
     u_range = excess / (p.anomaly_k_range * width)
+    # A series that has never been negative (counts, bytes, CPU %, concentrations) has a
+    # spread that grows with its level, so its bursts upward are larger than its dips.
+    # Its excess is measured on x**anomaly_range_power (between raw and the Poisson
+    # variance-stabilising sqrt): an upward burst weighs less, a fall toward zero more;
+    # nearly affine far from zero (O2 at 20.9 %, a tank at 70 %), so little changes there.
+    glo, ghi = v[A_GLO], v[A_GHI]
+    glo_new = ops.where(first, x, ops.minimum(glo, x))
+    if p.anomaly_range_power != 1.0:
+        e = p.anomaly_range_power
+        px, plo, phi = (_power(ops.maximum(a, 0.0), e, ops) for a in (x, lo, hi))
+        pexcess = ops.maximum(ops.maximum(px - phi, plo - px), 0.0)
+        u_pow = ops.div(pexcess, p.anomaly_k_range * (phi - plo), 0.0)
+        u_range = ops.where((glo_new >= 0.0) & (hi - lo > floor), u_pow, u_range)
     u_spike = ops.maximum(ad - denv, 0.0) / (p.anomaly_k_spike * ops.maximum(denv, floor))
     vs_new = vs + (ad - vs) / p.anomaly_short_n
     informative = dmed > 0.05 * denv
     u_col = ops.where(informative, dmed / (p.anomaly_k_collapse * ops.maximum(vs_new, floor)), 0.0)
     # ---- context novelty: (quantised previous, quantised current) never seen before ----
-    glo, ghi, nov = v[A_GLO], v[A_GHI], v[A_NOV]
-    glo_new = ops.where(first, x, ops.minimum(glo, x))
+    nov = v[A_NOV]
     ghi_new = ops.where(first, x, ops.maximum(ghi, x))
     qscale = ops.div(float(CTX_Q), ghi_new - glo_new, 0.0)
     qx = ops.minimum(ops.floor((x - glo_new) * qscale), CTX_Q - 1.0)
