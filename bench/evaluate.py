@@ -112,7 +112,7 @@ def main() -> None:
         f"{ours['standard_threshold']:.3f}/{ours['reward_low_FP_rate_threshold']:.3f}/"
         f"{ours['reward_low_FN_rate_threshold']:.3f})"
     )
-    files = [nab.prepare(name, ts, sc, windows[name]) for name, ts, sc in scored]
+    files = [nab.prepare(n, ts, sc, windows[n]) for n, ts, sc in scored] if args.ref else []
     for ref in args.ref:
         value = nab.published_score(nab.published_file_scores(ref), files)
         print(f"{ref.stem.split('_')[0]:18s} {value:9.1f}   (published per-file, {ref.name})")
