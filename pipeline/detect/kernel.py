@@ -35,7 +35,11 @@ A_BITS = 24  # seen-context bit set: CTX_WORDS floats of CTX_WORD_BITS bits each
 CTX_Q = 16  # quantisation levels of the context grid
 CTX_WORD_BITS = 32  # bits held exactly per float (integers < 2**32)
 CTX_WORDS = CTX_Q * CTX_Q // CTX_WORD_BITS
-A_SIZE = A_BITS + CTX_WORDS
+A_XD = A_BITS + CTX_WORDS  # side of the current excursion beyond the value envelope (+1 / -1 / 0)
+A_XP = A_XD + 1  # ... and its peak so far
+A_PH = A_XD + 2  # the 3 highest peaks of past excursions above the envelope (NaN: fewer)
+A_PL = A_XD + 5  # the 3 lowest peaks of past excursions below it
+A_SIZE = A_XD + 8
 # ---- sensor state (after the scorer) -----------------------------------------------------
 SEEN_TS, LEARN_TS, REF = A_SIZE, A_SIZE + 1, A_SIZE + 2
 TL = A_SIZE + 3  # long trend: S0, St, Sv, Stt, Stv, Svv, last clip sign (7 fields)
@@ -70,6 +74,14 @@ FIELD_NAMES: tuple[str, ...] = (
     "a_lg",
     "a_lg2",
     *(f"a_ctx{i}" for i in range(CTX_WORDS)),
+    "a_xd",
+    "a_xp",
+    "a_ph1",
+    "a_ph2",
+    "a_ph3",
+    "a_pl1",
+    "a_pl2",
+    "a_pl3",
     "seen_ts",
     "learn_ts",
     "ref",
@@ -106,7 +118,7 @@ assert len(FIELD_NAMES) == N_STATE
 def initial_state() -> list[float]:
     v = [0.0] * N_STATE
     scorer_nan = (A_PREV, A_MU, A_LO, A_HI, A_GLO, A_GHI, A_LA, A_LB, A_LLO, A_LHI, A_LMU)
-    for i in (*scorer_nan, SEEN_TS, LEARN_TS, REF, TH_PEND, FL_VAL, FL_SINCE):
+    for i in (*scorer_nan, *range(A_XP, A_SIZE), SEEN_TS, LEARN_TS, REF, TH_PEND, FL_VAL, FL_SINCE):
         v[i] = NAN
     for i in (TH_LVL, FC_LVL, AN_LVL):
         v[i] = -1.0
@@ -138,21 +150,26 @@ def unpack(d: dict[str, Any]) -> list[float]:
 
 
 LAYOUT2_FIELDS = A_BITS - A_LA  # fields added in state layout 2 (level, re-arming)
+LAYOUT3_FIELDS = A_SIZE - A_XD  # fields added in state layout 3 (excursion peaks)
 
 
 def upgrade(vals: list[float]) -> list[float]:
-    """A state (or scorer state) stored by layout 1 in the current layout.
+    """A state (or scorer state) stored by layout 1 or 2 in the current layout.
 
     Why: a worker upgrade must keep what every sensor has learnt, not crash on the
     table's old rows or start all sensors cold. The level component starts from the
-    learnt raw level and the raw envelope (wider than the level's: no false alarm).
+    learnt raw level and the raw envelope (wider than the level's: no false alarm);
+    the excursion peaks start empty (every excursion is new, as before the upgrade).
     Vectors of the current length are returned as they are.
     """
-    if len(vals) not in (A_SIZE - LAYOUT2_FIELDS, N_STATE - LAYOUT2_FIELDS):
-        return vals
-    mu, lo, hi = vals[A_MU], vals[A_LO], vals[A_HI]
-    # an alarm damped under layout 1 re-arms only for a far larger event (u unknown)
-    return [*vals[:A_LA], mu, mu, lo, hi, mu, 0.0, 1e6, 0.0, 0.0, 0.0, *vals[A_LA:]]
+    old = LAYOUT2_FIELDS + LAYOUT3_FIELDS
+    if len(vals) in (A_SIZE - old, N_STATE - old):
+        mu, lo, hi = vals[A_MU], vals[A_LO], vals[A_HI]
+        # an alarm damped under layout 1 re-arms only for a far larger event (u unknown)
+        vals = [*vals[:A_LA], mu, mu, lo, hi, mu, 0.0, 1e6, 0.0, 0.0, 0.0, *vals[A_LA:]]
+    if len(vals) in (A_SIZE - LAYOUT3_FIELDS, N_STATE - LAYOUT3_FIELDS):
+        vals = [*vals[:A_XD], 0.0, *([NAN] * (LAYOUT3_FIELDS - 1)), *vals[A_XD:]]
+    return vals
 
 
 # ---- sensor configuration vector --------------------------------------------------------
@@ -280,7 +297,9 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     without leaving their range), level (a heavily smoothed level outside its own slowly
     relaxing envelope: a day, shift or week whose level differs from usual although each
     value stays in range; holidays, slow drifts, a machine running cool; scored only once
-    it is rare, u >= 1). score = u^p / (1 + u^p); zero during warm-up; after a detection
+    it is rare, u >= 1). A range excursion no further than three recent excursions went
+    (their peaks kept per side, fading) is recurrent and counts 1/``anomaly_recur_div``:
+    bursty counts burst. score = u^p / (1 + u^p); zero during warm-up; after a detection
     the score is scaled down for ``anomaly_suppress_n`` samples (one alarm per event); the
     level has its own damping counter, set by any alarm, so that a level alarm never
     damps a sharper event that follows.
@@ -309,6 +328,15 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
         pexcess = ops.maximum(ops.maximum(px - phi, plo - px), 0.0)
         u_pow = ops.div(pexcess, p.anomaly_k_range * (phi - plo), 0.0)
         u_range = ops.where((glo_new >= 0.0) & (hi - lo > floor), u_pow, u_range)
+    # An excursion to where at least ``anomaly_recur_k`` earlier excursions beyond the
+    # envelope already went (all-time peaks) is recurrent, not rare: its range u counts
+    # ``1/anomaly_recur_div`` (bursty counts: a day's burst as high as three earlier
+    # ones). Only one far beyond the envelope (u >= div, as for re-arming) still alarms.
+    out_up = ops.not_(first) & (x > hi)
+    out_dn = ops.not_(first) & (x < lo)
+    kk = A_PH + int(p.anomaly_recur_k) - 1
+    recur = (out_up & (x <= v[kk])) | (out_dn & (x >= v[kk + 3]))
+    u_range = ops.where(recur, u_range / p.anomaly_recur_div, u_range)
     u_spike = ops.maximum(ad - denv, 0.0) / (p.anomaly_k_spike * ops.maximum(denv, floor))
     vs_new = vs + (ad - vs) / p.anomaly_short_n
     informative = dmed > 0.05 * denv
@@ -389,6 +417,29 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     new_spk = ops.where(fire, u, ops.where(ended, -spk, spk))
     new_lsup = ops.where(l_suppressed, lsup - 1.0, ops.where(l_fire, n_sup, 0.0))
     new_lsup = ops.where(fire, ops.maximum(new_lsup, n_sup), new_lsup)
+    # ---- excursion peaks: the running peak of the current excursion; when it ends, its
+    # peak enters the sorted top 3 of its side (excursions of the warm-up are not kept)
+    xd, xp = v[A_XD], v[A_XP]
+    up_on = (xd > 0.5) & out_up
+    dn_on = (xd < -0.5) & out_dn
+    xp_new = ops.where(up_on, ops.maximum(xp, x), ops.where(dn_on, ops.minimum(xp, x), x))
+    xd_new = ops.where(warm & out_up, 1.0, ops.where(warm & out_dn, -1.0, 0.0))
+    end_up = (xd > 0.5) & ops.not_(out_up)
+    end_dn = (xd < -0.5) & ops.not_(out_dn)
+    ph = [v[A_PH + j] for j in range(3)]
+    pl = [v[A_PL + j] for j in range(3)]
+    gt = [end_up & ((xp > ph[j]) | ops.isnan(ph[j])) for j in range(3)]
+    lt_ = [end_dn & ((xp < pl[j]) | ops.isnan(pl[j])) for j in range(3)]
+    ph_new = (
+        ops.where(gt[0], xp, ph[0]),
+        ops.where(gt[0], ph[0], ops.where(gt[1], xp, ph[1])),
+        ops.where(gt[1], ph[1], ops.where(gt[2], xp, ph[2])),
+    )
+    pl_new = (
+        ops.where(lt_[0], xp, pl[0]),
+        ops.where(lt_[0], pl[0], ops.where(lt_[1], xp, pl[1])),
+        ops.where(lt_[1], pl[1], ops.where(lt_[2], xp, pl[2])),
+    )
     # ---- learning ----
     mu_new = ops.where(first, x, mu + (xc - mu) / p.anomaly_tau_n)
     adc = ops.where(warm, ops.minimum(ad, 3.0 * denv), ad)
@@ -402,6 +453,11 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     # the value envelope relaxes more slowly (anomaly_value_leak_n, see params)
     hi_new = ops.where(first, x, ops.where(x > hi, hi + gain * (x - hi), hi + (mu_new - hi) * vl))
     lo_new = ops.where(first, x, ops.where(x < lo, lo + gain * (x - lo), lo + (mu_new - lo) * vl))
+    # excursion peaks fade toward the envelope (``anomaly_recur_leak_n``): recurrence is
+    # judged on recent behaviour, so a height last reached weeks ago alarms again
+    rl = 1.0 / p.anomaly_recur_leak_n
+    ph_new = tuple(ops.where(h > hi_new, h + (hi_new - h) * rl, h) for h in ph_new)
+    pl_new = tuple(ops.where(q < lo_new, q + (lo_new - q) * rl, q) for q in pl_new)
     # the level envelope follows at the level's own pace, and takes a flagged level at once
     # (one alarm per level event; a slow creep must not re-alarm after every suppression)
     lgain = ops.where(lwarm & (u_lvl < p.anomaly_level_absorb), 1.0 / lt, 1.0)
@@ -445,6 +501,10 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
         (A_LF, new_lf),
         (A_LG, new_lg),
         (A_LG2, new_lg2),
+        (A_XD, xd_new),
+        (A_XP, xp_new),
+        *((A_PH + j, ph_new[j]) for j in range(3)),
+        *((A_PL + j, pl_new[j]) for j in range(3)),
     )
     for i, val in ups:
         v[i] = ops.where(learn, val, v[i])

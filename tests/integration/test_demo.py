@@ -23,6 +23,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -40,6 +41,7 @@ EVENT_LINE = re.compile(
 INCIDENT_LINE = re.compile(r"incident scheduled: (?P<kind>\w+):(?P<target>\S+)@\S+")
 WORKDIR_LINE = re.compile(r"registry (?P<workdir>/\S+)/registry\.yaml")
 BROKER_PORT_LINE = re.compile(r"starting Kafka on 127\.0\.0\.1:(?P<port>\d+)")
+WORKER_LOG_LINE = re.compile(r"Starting the worker \(log (?P<path>/\S+)\)")
 
 #: Which alert kinds each simulator incident must produce on its sensor.
 EXPECTED_KINDS = {"stuck": {"flatline"}, "silent": {"stale"}, "broken": {"fault"}}
@@ -66,6 +68,9 @@ class DemoRun:
     lines: list[tuple[float, str]] = field(default_factory=list)
     eof: bool = False
     _cond: threading.Condition = field(default_factory=threading.Condition)
+    # The worker's log, opened while the demo runs: the handle still reads it after the
+    # demo removed its work directory, so a failure can show what the worker did.
+    _worker_log: IO[bytes] | None = None
 
     @classmethod
     def start(cls, args: list[str], env: dict[str, str] | None = None) -> DemoRun:
@@ -82,12 +87,33 @@ class DemoRun:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
+            if m := WORKER_LOG_LINE.search(line):
+                threading.Thread(target=self._open_worker_log, args=(Path(m["path"]),),
+                                 daemon=True).start()
             with self._cond:
                 self.lines.append((time.monotonic(), line.rstrip("\n")))
                 self._cond.notify_all()
         with self._cond:
             self.eof = True
             self._cond.notify_all()
+
+    def _open_worker_log(self, path: Path) -> None:
+        deadline = time.monotonic() + 30  # the demo announces the log just before opening it
+        while time.monotonic() < deadline and self._worker_log is None:
+            try:
+                self._worker_log = path.open("rb")
+            except FileNotFoundError:
+                time.sleep(0.05)
+
+    def worker_log(self, tail: int = 3000) -> str:
+        """The end of the demo worker's log (empty if it was never opened)."""
+        if self._worker_log is None:
+            return ""
+        self._worker_log.seek(0)
+        return self._worker_log.read().decode(errors="replace")[-tail:]
+
+    def diagnostics(self) -> str:
+        return f"{self.text()[-3000:]}\n--- worker log (end) ---\n{self.worker_log()}"
 
     def text(self) -> str:
         with self._cond:
@@ -223,14 +249,14 @@ def test_demo_shows_every_scheduled_incident(bootstrap: str) -> None:
             run.proc.kill()
     elapsed = time.monotonic() - began
     out = run.text()
-    assert code == 0, out[-4000:]
+    assert code == 0, run.diagnostics()
     summary = run.summary()
     assert summary["interrupted"] is False
 
     incidents = [(m["kind"], m["target"]) for m in INCIDENT_LINE.finditer(out)]
     assert sorted(k for k, _ in incidents) == ["broken", "ramp", "ramp", "silent", "stuck"]
     events = run.events()
-    assert events, out[-3000:]
+    assert events, run.diagnostics()
     kinds_by_sensor: dict[str, set[str]] = {}
     for ev in events:
         if ev.sensor_id:
@@ -249,7 +275,7 @@ def test_demo_shows_every_scheduled_incident(bootstrap: str) -> None:
             want = EXPECTED_KINDS[kind]
         if not want <= got:
             missing.append((kind, target, sorted(want - got)))
-    assert not missing, (missing, out[-4000:])
+    assert not missing, (missing, run.diagnostics())
     assert set(summary["kinds"]) >= {"forecast", "threshold", "flatline", "stale",  # type: ignore[call-overload]
                                      "fault"}
     # Only the silenced sensor goes stale: a fast warm-up must not look like an outage.

@@ -51,7 +51,7 @@ def test_a_lasting_shift_alarms_once_then_becomes_the_new_normal() -> None:
 
 def _layout1(v: list[float]) -> list[float]:
     """The state vector as the previous release stored it (no level fields)."""
-    return [*v[: K.A_LA], *v[K.A_BITS :]]
+    return [*v[: K.A_LA], *v[K.A_BITS : K.A_XD], *v[K.A_SIZE :]]
 
 
 def test_layout1_scorer_state_is_upgraded_and_continues_calmly() -> None:
@@ -60,7 +60,7 @@ def test_layout1_scorer_state_is_upgraded_and_continues_calmly() -> None:
     for i in range(30 * DAY):
         s.score_one(i, float(x[i]))
     old = {"v": _layout1(s.v)}
-    assert len(old["v"]) == K.A_SIZE - K.LAYOUT2_FIELDS
+    assert len(old["v"]) == K.A_SIZE - K.LAYOUT2_FIELDS - K.LAYOUT3_FIELDS
     up = AnomalyScorer.from_dict(old)
     assert len(up.v) == K.A_SIZE
     assert up.v[K.A_LA] == up.v[K.A_LB] == up.v[K.A_LMU] == s.v[K.A_MU]
@@ -75,7 +75,7 @@ def test_layout1_scorer_state_is_upgraded_and_continues_calmly() -> None:
 def test_layout1_sensor_state_is_upgraded_and_other_lengths_are_refused() -> None:
     fresh = SensorState()
     old = [None if x != x else x for x in fresh.v]  # the layout-1 JSON form
-    old = [*old[: K.A_LA], *old[K.A_BITS :]]
+    old = [*old[: K.A_LA], *old[K.A_BITS : K.A_XD], *old[K.A_SIZE :]]
     assert len(SensorState.from_dict({"v": old}).v) == K.N_STATE
     with pytest.raises(ValueError, match="fields"):
         SensorState.from_dict({"v": old[:-1]})
