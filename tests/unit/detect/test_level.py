@@ -81,6 +81,27 @@ def test_layout1_sensor_state_is_upgraded_and_other_lengths_are_refused() -> Non
         SensorState.from_dict({"v": old[:-1]})
 
 
+def test_layout2_state_is_upgraded_with_empty_peaks_and_continues_exactly() -> None:
+    """A state stored before the recurrence memory (61 floats) keeps all it learnt."""
+    x = _daily(5, days=40)
+    s = SensorState()
+    scorer = AnomalyScorer()
+    for i in range(20 * DAY):
+        scorer.score_one(i, float(x[i]))
+    layout2 = [*scorer.v[: K.A_XD], *scorer.v[K.A_SIZE :]]
+    assert len(layout2) == K.A_SIZE - K.LAYOUT3_FIELDS
+    up = AnomalyScorer.from_dict({"v": layout2})
+    assert up.v[: K.A_XD] == scorer.v[: K.A_XD]  # nothing learnt is lost
+    assert up.v[K.A_XD] == 0.0 and all(v != v for v in up.v[K.A_XP : K.A_SIZE])
+    # from there on it scores as a scorer whose peaks were just emptied
+    ref = AnomalyScorer()
+    ref.v = [*scorer.v[: K.A_XD], 0.0, *[float("nan")] * (K.LAYOUT3_FIELDS - 1)]
+    for i in range(20 * DAY, x.size):
+        assert up.score_one(i, float(x[i])) == ref.score_one(i, float(x[i]))
+    full = [None if v != v else v for v in s.v]
+    assert len(SensorState.from_dict({"v": [*full[: K.A_XD], *full[K.A_SIZE :]]}).v) == K.N_STATE
+
+
 def test_a_level_alarm_does_not_hide_a_sharp_event_that_follows() -> None:
     x = _daily(2, days=60)
     x[35 * DAY :] += 20.0
