@@ -51,6 +51,16 @@ from pipeline.validation import (
 log = logging.getLogger("ewarn.agents")
 
 
+#: How stale the Kafka clients' topic metadata may get. Faust creates the internal
+#: topics (site repartition, table changelog) at start-up and then subscribes; if the
+#: broker has not yet published a new topic's partitions when the group is assigned
+#: (seen on a freshly started broker, while it also creates ``__consumer_offsets``),
+#: the assignment leaves that topic out until the next metadata refresh: aiokafka's
+#: default is 5 minutes, during which the site agent sees nothing (no alert at all).
+#: One small metadata request per client every 10 s bounds that.
+METADATA_MAX_AGE_MS = 10_000
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -115,6 +125,8 @@ def create_app(
         # A few ms of linger turn one socket write per message into batches: every
         # reading produces a repartitioned record and a changelog record.
         producer_linger=0.005,
+        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
+        producer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
         logging_config=None,
     )
     rt = Runtime(settings, registry, Validator(registry, ValidationParams()),

@@ -110,6 +110,8 @@ def follow_warnings(
     consumer = KafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
+        # a partition added to the topic later is followed within 10 s, not 5 min
+        metadata_max_age_ms=10_000,
     )
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:

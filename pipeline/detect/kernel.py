@@ -329,7 +329,7 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
         u_pow = ops.div(pexcess, p.anomaly_k_range * (phi - plo), 0.0)
         u_range = ops.where((glo_new >= 0.0) & (hi - lo > floor), u_pow, u_range)
     # An excursion to where at least ``anomaly_recur_k`` earlier excursions beyond the
-    # envelope already went (all-time peaks) is recurrent, not rare: its range u counts
+    # envelope already went (their peaks, fading) is recurrent, not rare: its range u counts
     # ``1/anomaly_recur_div`` (bursty counts: a day's burst as high as three earlier
     # ones). Only one far beyond the envelope (u >= div, as for re-arming) still alarms.
     out_up = ops.not_(first) & (x > hi)
@@ -454,7 +454,7 @@ def score_update(v: Any, x: Any, learn: Any, p: DetectorParams, ops: Ops) -> Any
     hi_new = ops.where(first, x, ops.where(x > hi, hi + gain * (x - hi), hi + (mu_new - hi) * vl))
     lo_new = ops.where(first, x, ops.where(x < lo, lo + gain * (x - lo), lo + (mu_new - lo) * vl))
     # excursion peaks fade toward the envelope (``anomaly_recur_leak_n``): recurrence is
-    # judged on recent behaviour, so a height last reached weeks ago alarms again
+    # judged on recent behaviour, so a height last reached long ago alarms again
     rl = 1.0 / p.anomaly_recur_leak_n
     ph_new = tuple(ops.where(h > hi_new, h + (hi_new - h) * rl, h) for h in ph_new)
     pl_new = tuple(ops.where(q < lo_new, q + (lo_new - q) * rl, q) for q in pl_new)
