@@ -155,6 +155,9 @@ def test_batch_equals_per_record_on_random_multisensor_stream() -> None:
     assert got == expected
     for i, stt in enumerate(states):
         assert det.state(i).to_dict() == stt.to_dict()
+    # the recurrence memory took part: excursion peaks were kept on both sides
+    peaks = np.array([stt.v[K.A_PH : K.A_PL + 3] for stt in states])
+    assert np.isfinite(peaks[:, :3]).any() and np.isfinite(peaks[:, 3:]).any()
     wm = int(ts.max()) + 10_000_000
     per_record = [
         f for i, s in enumerate(sensors) for f in check_stale(states[i], s, wm, DetectorParams())[1]
