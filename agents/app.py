@@ -54,7 +54,7 @@ log = logging.getLogger("ewarn.agents")
 #: How stale the Kafka clients' topic metadata may get. Faust creates the internal
 #: topics (site repartition, table changelog) at start-up and then subscribes; if the
 #: broker has not yet published a new topic's partitions when the group is assigned
-#: (most likely on a freshly started broker, busy creating ``__consumer_offsets``),
+#: (seen on a freshly started broker, busy creating ``__consumer_offsets``),
 #: the assignment leaves that topic out until the next metadata refresh: aiokafka's
 #: default is 5 minutes, during which the site agent sees nothing (no alert at all).
 #: One small metadata request per client every 10 s bounds that.
