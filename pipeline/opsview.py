@@ -7,10 +7,11 @@ Repeats are dropped by (alert_id, seq), the contract's dedup rule.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.model import LEVEL_RANK
+from pipeline.model import KINDS, LEVEL_RANK
 
 HIDDEN_DANGER_LEVELS = frozenset({"orange", "red"})
 
@@ -93,3 +94,51 @@ class Board:
             key = alert.level or "none"
             out[key] = out.get(key, 0) + 1
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    """Which alert events one operator follows.
+
+    Supervision is territorial and graded: a county's duty officer follows the sites
+    of their county, a provincial desk may follow only orange and red. Events are
+    matched one by one (an alert opened yellow joins an ``--min-level orange`` view
+    when it is raised to orange); an empty field matches everything.
+    """
+
+    territory: tuple[str, ...] = ()  # a prefix of (province, city, county)
+    min_level: str | None = None
+    sites: frozenset[str] = frozenset()
+    kinds: frozenset[str] = frozenset()
+    notify_only: bool = False  # hide grouped, chattering and silenced events
+
+    @classmethod
+    def parse(
+        cls, territory: str = "", min_level: str | None = None, sites: Iterable[str] = (),
+        kinds: Iterable[str] = (), notify_only: bool = False,
+    ) -> AlertFilter:
+        """From command-line text; raises ValueError naming the bad value."""
+        chain = tuple(part.strip() for part in territory.split("/") if part.strip())
+        if len(chain) > 3:
+            raise ValueError(f"territory {territory!r}: at most province/city/county")
+        if min_level is not None and min_level not in LEVEL_RANK:
+            raise ValueError(f"level {min_level!r}: expected one of {', '.join(LEVEL_RANK)}")
+        unknown = sorted(set(kinds) - set(KINDS))
+        if unknown:
+            raise ValueError(f"kind {unknown[0]!r}: expected one of {', '.join(KINDS)}")
+        return cls(chain, min_level, frozenset(sites), frozenset(kinds), notify_only)
+
+    def matches(self, event: dict[str, Any]) -> bool:
+        if self.sites and event.get("site_id") not in self.sites:
+            return False
+        if self.kinds and event.get("kind") not in self.kinds:
+            return False
+        if self.min_level is not None:
+            level = event.get("level")
+            if not isinstance(level, str) or LEVEL_RANK.get(level, -1) < LEVEL_RANK[self.min_level]:
+                return False
+        if self.territory:
+            chain = (event.get("responsible") or {}).get("territory") or []
+            if tuple(chain[: len(self.territory)]) != self.territory:
+                return False
+        return not (self.notify_only and not (event.get("evidence") or {}).get("notify", True))

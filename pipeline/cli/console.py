@@ -22,7 +22,7 @@ from rich.text import Text
 from pipeline.cli._app import app, fail
 from pipeline.cli.kafka import BootstrapOption
 from pipeline.model import Disposition
-from pipeline.opsview import Board
+from pipeline.opsview import AlertFilter, Board
 from pipeline.settings import Settings
 from pipeline.timeutil import to_rfc3339
 
@@ -133,12 +133,30 @@ def tail(
     duration: float = typer.Option(0.0, help="Stop after N seconds (0 = until Ctrl-C)."),
     from_beginning: bool = typer.Option(True, help="Start at the oldest retained event."),
     board_every: float = typer.Option(10.0, help="Print the board every N seconds."),
+    territory: str = typer.Option(
+        "", help="Only this territory: province, province/city or province/city/county "
+        "(e.g. Hubei/Wuhan)."),
+    min_level: str | None = typer.Option(
+        None, "--min-level", help="Only events at this level or above (blue..red)."),
+    site: list[str] = typer.Option([], "--site", help="Only this site (repeatable)."),
+    kind: list[str] = typer.Option([], "--kind", help="Only this alert kind (repeatable)."),
+    notify_only: bool = typer.Option(
+        False, "--notify-only", help="Hide grouped, chattering and silenced events."),
 ) -> None:
     """Follow ``ew.warnings``: coloured events, open alerts by site, hidden dangers."""
+    try:
+        wanted = AlertFilter.parse(territory, min_level, site, kind, notify_only)
+    except ValueError as exc:
+        fail(str(exc))
     settings = Settings.from_env(bootstrap=bootstrap)
     console = Console()
     board = Board()
-    on_event = BoardPrinter(board, console, board_every)
+    printer = BoardPrinter(board, console, board_every)
+
+    def on_event(event: dict[str, Any]) -> None:
+        if wanted.matches(event):
+            printer(event)
+
     with contextlib.suppress(KeyboardInterrupt):
         follow_warnings(bootstrap, topic or settings.topics.warnings, on_event, from_beginning,
                         duration or None)

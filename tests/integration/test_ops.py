@@ -372,3 +372,11 @@ def test_tail_prints_each_event_once_and_the_board(
     assert "hidden dangers 1" in summary
     board = plain.split("Open alerts by site", 1)[1]
     assert board.count(a) == 2 and board.count(b) == 1  # a: by site and hidden list
+
+    # A city desk that follows only orange and red: b (yellow) is not theirs.
+    done = run_cli(["tail", "--duration", "5", "--topic", topic, "--bootstrap", bootstrap,
+                    "--territory", "Hubei/Wuhan", "--min-level", "orange"], env)
+    assert done.returncode == 0, done.stderr
+    plain = ANSI.sub("", done.stdout)
+    assert plain.count("MSG-A1") == 1 and plain.count("MSG-A2") == 1, plain
+    assert "MSG-B1" not in plain and b not in plain

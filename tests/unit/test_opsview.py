@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from rich.console import Console
 
 from pipeline.cli.console import event_line, render_board
-from pipeline.opsview import Board
+from pipeline.opsview import AlertFilter, Board
 
 
 def ev(alert_id: str, seq: int, event: str, level: str | None, site: str = "S1",
@@ -63,3 +64,44 @@ def test_rendering_shows_levels_sites_and_hidden_dangers() -> None:
     assert "ORANGE" in line.plain and "T2" in line.plain and "grouped/silenced" in line.plain
     styles = {str(span.style) for span in line.spans}
     assert "bold dark_orange" in styles
+
+
+def routed(site: str, level: str | None, kind: str = "threshold", territory: tuple[str, ...] = (
+        "Hubei", "Wuhan", "Jiangxia"), notify: bool = True) -> dict[str, Any]:
+    event = ev(f"{site}/X:{kind}:1", 1, "opened", level, site=site, notify=notify)
+    event["kind"] = kind
+    event["responsible"] = {"enterprise": "E", "regulator": "R", "territory": list(territory)}
+    return event
+
+
+def test_filter_follows_a_territory_by_prefix_of_its_chain() -> None:
+    wuhan = AlertFilter.parse("Hubei/Wuhan")
+    assert wuhan.matches(routed("S1", "blue"))
+    assert not wuhan.matches(routed("S2", "red", territory=("Hubei", "Yichang", "Xiling")))
+    assert not wuhan.matches(routed("S3", "red", territory=("Hunan", "Wuhan", "X")))
+    assert not wuhan.matches(ev("a", 1, "opened", "red"))  # no responsible: not theirs
+    assert AlertFilter.parse("Hubei/Wuhan/Jiangxia").matches(routed("S1", "blue"))
+    assert AlertFilter().matches(ev("a", 1, "opened", None))  # no filter: everything
+
+
+def test_filter_by_level_site_kind_and_notification() -> None:
+    assert [AlertFilter.parse(min_level="orange").matches(routed("S", lvl))
+            for lvl in ("blue", "yellow", "orange", "red", None)] == [
+        False, False, True, True, False]
+    sites = AlertFilter.parse(sites=["S1", "S2"])
+    assert sites.matches(routed("S2", "blue")) and not sites.matches(routed("S3", "red"))
+    stale = AlertFilter.parse(kinds=["stale"])
+    assert stale.matches(routed("S", "yellow", kind="stale"))
+    assert not stale.matches(routed("S", "yellow"))
+    quiet = AlertFilter.parse(notify_only=True)
+    assert quiet.matches(routed("S", "red")) and not quiet.matches(routed("S", "red", notify=False))
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"min_level": "purple"}, "level 'purple'"),
+    ({"kinds": ["gas"]}, "kind 'gas'"),
+    ({"territory": "A/B/C/D"}, "at most province/city/county"),
+])
+def test_filter_refuses_what_it_cannot_match(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AlertFilter.parse(**kwargs)
