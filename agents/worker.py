@@ -7,11 +7,20 @@ import logging
 from faust import Worker
 
 from agents.app import create_app
+from agents.logs import quiet_repeats
 from agents.observe import attach_metrics
 from pipeline.model import Registry
 from pipeline.settings import Settings
 
 log = logging.getLogger("ewarn.worker")
+
+
+class QuietWorker(Worker):
+    """Faust's worker whose log writes a repeated message once per 30 s (agents/logs.py)."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        quiet_repeats(logger)
 
 
 def run_worker(
@@ -20,7 +29,7 @@ def run_worker(
     """Run until SIGINT/SIGTERM; Faust handles signals and a clean shutdown."""
     app, runtime = create_app(settings, registry, source_count)
     attach_metrics(app, runtime, settings)
-    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker = QuietWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     # Faust's terminal spinner lowers the root logger to DEBUG so that it can spin on
     # every record: every debug call in aiokafka and Faust then builds a LogRecord
     # (~10 % of a busy worker's time) and the log fills with cursor escape codes.

@@ -19,7 +19,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -186,12 +186,11 @@ def start(
     data_dir = Path(tempfile.mkdtemp(prefix="ewarn-kafka-"))
     config = data_dir / "server.properties"
     config.write_text(server_properties(port, controller_port, data_dir))
-    java = _java()
-    base = [java, f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", "-cp", _classpath()]
     progress("formatting KRaft storage ...")
     cluster_id = uuid.uuid4().hex[:22]
     fmt = subprocess.run(
-        [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+        [_java(), f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", "-cp", _classpath(),
+         "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
         capture_output=True,
         text=True,
         check=False,
@@ -200,14 +199,50 @@ def start(
         shutil.rmtree(data_dir, ignore_errors=True)
         raise BrokerError(f"storage format failed: {fmt.stdout}{fmt.stderr}")
     progress(f"starting Kafka on 127.0.0.1:{port} ...")
-    log = (data_dir / "server.log").open("wb")
+    try:
+        pid = _launch(data_dir, port, timeout_s, heap)
+    except BaseException:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise
+    info = BrokerInfo(
+        pid=pid,
+        port=port,
+        controller_port=controller_port,
+        data_dir=str(data_dir),
+        started_in_s=round(time.monotonic() - t0, 2),
+    )
+    (data_dir / "broker.json").write_text(json.dumps(asdict(info)))
+    return info
+
+
+def restart(info: BrokerInfo, down_s: float = 0.0, timeout_s: float = 90.0,
+            heap: str = "768m") -> BrokerInfo:
+    """Stop this broker (SIGTERM, a clean shutdown), keep its data, start it again.
+
+    Why: clients must ride out a broker restart (an upgrade, a host reboot); tests
+    need one on the same port with the same topics and offsets.
+    """
+    _terminate(info.pid)
+    time.sleep(down_s)
+    t0 = time.monotonic()
+    pid = _launch(Path(info.data_dir), info.port, timeout_s, heap)
+    new = replace(info, pid=pid, started_in_s=round(time.monotonic() - t0, 2))
+    (Path(info.data_dir) / "broker.json").write_text(json.dumps(asdict(new)))
+    return new
+
+
+def _launch(data_dir: Path, port: int, timeout_s: float, heap: str) -> int:
+    """Start kafka.Kafka on a formatted ``data_dir``; its pid once it answers."""
+    config = data_dir / "server.properties"
+    log = (data_dir / "server.log").open("ab")
     # Ctrl-C must not land between the fork and the assignment of ``proc``: the
     # broker would run on with nobody to stop it. Signals wait until it is known.
     stop_signals = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     command = [
-        *base[:1], f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
-        "-Xshare:auto", *base[1:], "kafka.Kafka", str(config),
+        _java(), f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1",
+        "-Xshare:auto", f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", "-cp", _classpath(),
+        "kafka.Kafka", str(config),
     ]
     try:
         proc = subprocess.Popen(
@@ -220,7 +255,6 @@ def start(
         )
     except BaseException:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
-        shutil.rmtree(data_dir, ignore_errors=True)
         raise
     finally:
         log.close()
@@ -229,17 +263,8 @@ def start(
         _wait_ready(f"127.0.0.1:{port}", proc, timeout_s)
     except BaseException:
         _terminate(proc.pid)
-        shutil.rmtree(data_dir, ignore_errors=True)
         raise
-    info = BrokerInfo(
-        pid=proc.pid,
-        port=port,
-        controller_port=controller_port,
-        data_dir=str(data_dir),
-        started_in_s=round(time.monotonic() - t0, 2),
-    )
-    (data_dir / "broker.json").write_text(json.dumps(asdict(info)))
-    return info
+    return proc.pid
 
 
 def _alive(pid: int) -> bool:
