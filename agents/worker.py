@@ -9,6 +9,7 @@ from faust import Worker
 from agents.app import create_app
 from agents.logs import quiet_repeats
 from agents.observe import attach_metrics
+from agents.retry import install_metadata_backoff
 from pipeline.model import Registry
 from pipeline.settings import Settings
 
@@ -27,6 +28,7 @@ def run_worker(
     settings: Settings, registry: Registry, loglevel: str = "warning", source_count: int = 1
 ) -> None:
     """Run until SIGINT/SIGTERM; Faust handles signals and a clean shutdown."""
+    install_metadata_backoff()  # no busy loop while the broker is away (agents/retry.py)
     app, runtime = create_app(settings, registry, source_count)
     attach_metrics(app, runtime, settings)
     worker = QuietWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)

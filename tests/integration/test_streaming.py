@@ -8,6 +8,7 @@ with ``ewarn detect`` over the same input: the offline run is the oracle.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -228,6 +229,12 @@ def test_crash_and_restart_loses_and_duplicates_nothing(
     assert_same_events(without_grouping(canonical(events)), without_grouping(expected))
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
     long_run: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -249,7 +256,9 @@ def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
             wait_until(lambda: len(consume(info.bootstrap, dep.topics.warnings,
                                            until=lambda e: len(e) >= 2, timeout_s=2)) >= 2,
                        120, "first alerts")
+            cpu_before, wall_before = process_cpu_s(worker.proc.pid), time.monotonic()
             info = local_broker.restart(info, down_s=15.0)
+            busy = (process_cpu_s(worker.proc.pid) - cpu_before) / (time.monotonic() - wall_before)
             replay_file(dep, halves[1])
             events = wait_for_events(dep, len(expected), timeout_s=240, idle_s=8)
             assert worker.proc.poll() is None, worker.log()[-3000:]  # it rode it out
@@ -258,6 +267,9 @@ def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
             lines = worker.log().splitlines()
             assert any("Unable connect to node" in line for line in lines)  # it was away
             assert len(lines) < 2000, len(lines)
+            # ... and pauses between its attempts (agents/retry.py): without the pause
+            # it kept a core at 100 % for the whole outage
+            assert busy < 0.5, f"worker used {busy:.0%} of a core while the broker was away"
         finally:
             worker.stop()
     finally:
