@@ -28,8 +28,18 @@ class RepeatFilter(logging.Filter):
         self.window_s = window_s
         self.clock = clock
         self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}  # -> (shown at, dropped)
+        # one filter serves every handler of a logger: the same record reaches it once
+        # per handler and must get the same answer each time
+        self._last: tuple[logging.LogRecord | None, bool] = (None, True)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record is self._last[0]:
+            return self._last[1]
+        keep = self._decide(record)
+        self._last = (record, keep)
+        return keep
+
+    def _decide(self, record: logging.LogRecord) -> bool:
         key = (record.name, record.levelno, str(record.msg))
         now = self.clock()
         shown = self._seen.get(key)
