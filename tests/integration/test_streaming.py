@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -256,9 +257,17 @@ def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
             wait_until(lambda: len(consume(info.bootstrap, dep.topics.warnings,
                                            until=lambda e: len(e) >= 2, timeout_s=2)) >= 2,
                        120, "first alerts")
+            restarted: list[local_broker.BrokerInfo] = []
+            away = threading.Thread(
+                target=lambda: restarted.append(local_broker.restart(info, down_s=15.0)))
+            away.start()
+            time.sleep(5.0)  # the broker has shut down (about 1-2 s) and stays away 15 s
             cpu_before, wall_before = process_cpu_s(worker.proc.pid), time.monotonic()
-            info = local_broker.restart(info, down_s=15.0)
+            time.sleep(8.0)
             busy = (process_cpu_s(worker.proc.pid) - cpu_before) / (time.monotonic() - wall_before)
+            away.join(120)
+            assert restarted, "the broker did not come back"
+            info = restarted[0]
             replay_file(dep, halves[1])
             events = wait_for_events(dep, len(expected), timeout_s=240, idle_s=8)
             assert worker.proc.poll() is None, worker.log()[-3000:]  # it rode it out
