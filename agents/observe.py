@@ -20,6 +20,7 @@ from faust.sensors import Sensor
 from faust.types import TP, EventT, StreamT
 
 from agents.app import Runtime
+from agents.retry import failure_listeners
 from pipeline import __version__
 from pipeline.metrics import Metrics, start_http_server
 from pipeline.model import AlertEvent, DeadLetter, Reading, Registry
@@ -153,6 +154,7 @@ def attach_metrics(app: faust.App, rt: Runtime, settings: Settings) -> Metrics |
     rt.hooks.append(observer)
     app.sensors.add(StageTimer(metrics, stage_names(settings)))
     start_http_server(metrics, settings.metrics_port, settings.metrics_host)
+    failure_listeners.append(metrics.kafka_unreachable)  # agents/retry.py
 
     @app.timer(interval=5.0)
     async def refresh_gauges() -> None:

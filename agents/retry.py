@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka.client import AIOKafkaClient
@@ -22,6 +23,9 @@ from aiokafka.client import AIOKafkaClient
 log = logging.getLogger("ewarn.worker")
 
 _PATCHED = "_ewarn_metadata_backoff"
+#: Called after each metadata update that reached no broker (the worker counts them
+#: in ``ewarn_kafka_unreachable_total``: the broker is away, as this client sees it).
+failure_listeners: list[Callable[[], None]] = []
 
 
 def install_metadata_backoff() -> bool:
@@ -37,6 +41,11 @@ def install_metadata_backoff() -> bool:
     async def metadata_update_with_backoff(self: Any, *args: Any, **kwargs: Any) -> Any:
         updated = await original(self, *args, **kwargs)
         if updated is False:
+            for listener in failure_listeners:
+                try:
+                    listener()
+                except Exception:  # a metrics hook must never break the client
+                    log.exception("metadata failure listener failed")
             await asyncio.sleep(getattr(self, "_retry_backoff", 0.1))
         return updated
 

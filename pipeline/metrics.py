@@ -206,6 +206,11 @@ class Metrics:
         self.registry_sensors = Gauge(
             "ewarn_registry_sensors", "Sensors in the loaded registry.", registry=r
         )
+        self.kafka_unreachable_total = Counter(
+            "ewarn_kafka_unreachable_total",
+            "Metadata requests of this worker's Kafka clients that reached no broker.",
+            registry=r,
+        )
         self.last_reading_timestamp_seconds = Gauge(
             "ewarn_last_reading_timestamp_seconds",
             "Event time (unix seconds) of the newest accepted reading, by province.",
@@ -324,6 +329,10 @@ class Metrics:
         """Sizes of the loaded registry (after every registry update)."""
         self.registry_sites.set(sites)
         self.registry_sensors.set(sensors)
+
+    def kafka_unreachable(self) -> None:
+        """A Kafka client of this worker asked for metadata and no broker answered."""
+        self.kafka_unreachable_total.inc()
 
     def last_reading(self, province: str, ts_ms: int) -> None:
         """Record the event time of an accepted reading; the gauge only moves forward.

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +281,12 @@ def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
             # ... and pauses between its attempts (agents/retry.py): without the pause
             # it kept a core at 100 % for the whole outage
             assert busy < 0.5, f"worker used {busy:.0%} of a core while the broker was away"
+            # ... and its /metrics told ops that Kafka was out of reach
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5) as resp:
+                scraped = resp.read().decode()
+            unreachable = re.search(r"^ewarn_kafka_unreachable_total (\S+)$", scraped, re.M)
+            assert unreachable and float(unreachable[1]) >= 10, scraped[-2000:]
         finally:
             worker.stop()
     finally:

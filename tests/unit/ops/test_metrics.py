@@ -207,6 +207,14 @@ def test_histograms_info_and_registry_size() -> None:
     assert val(m, "ewarn_registry_sensors") == 261
 
 
+def test_kafka_unreachable_counts_failed_metadata_requests() -> None:
+    m = Metrics()
+    assert val(m, "ewarn_kafka_unreachable_total") == 0
+    m.kafka_unreachable()
+    m.kafka_unreachable()
+    assert val(m, "ewarn_kafka_unreachable_total") == 2
+
+
 def test_free_text_labels_are_capped() -> None:
     m = Metrics(max_label_values=5)
     for i in range(100):
