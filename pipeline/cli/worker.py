@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 
 import typer
@@ -10,6 +11,17 @@ import typer
 from pipeline.cli._app import app, fail
 from pipeline.cli.kafka import BootstrapOption
 from pipeline.settings import Settings
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether a server could bind ``host:port`` now (same options as the servers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 @app.command("worker")
@@ -35,6 +47,14 @@ def worker(
         metrics_port=metrics_port if metrics_port >= 0 else None,
         app_id=app_id or None, partitions=partitions or None, state_dir=state_dir or None,
     )
+    # Both servers bind only once the worker runs: a port in use would end it with a
+    # traceback after the Kafka set-up. Say so first, with the option that changes it.
+    for what, host, port, option in (
+        ("metrics", settings.metrics_host, settings.metrics_port, "--metrics-port"),
+        ("web", settings.web_host, settings.web_port, "--web-port"),
+    ):
+        if port and not port_free(host, port):
+            fail(f"the {what} port {host}:{port} is in use: choose another with {option}")
     logging.basicConfig(level=loglevel.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
