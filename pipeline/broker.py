@@ -146,7 +146,13 @@ def _classpath() -> str:
 
 
 def _wait_ready(bootstrap: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """Ready = the broker answers a metadata request (not just an open port)."""
+    """Ready = the broker answers a metadata request and can coordinate a consumer group.
+
+    Why the group: a fresh broker creates ``__consumer_offsets`` only when a client
+    first looks for a group coordinator. Done here, the first worker does not join its
+    group while that topic is still being created (it then starts without a
+    coordinator, "GroupCoordinatorNotAvailable", and retries).
+    """
     from kafka import KafkaAdminClient  # edge module: kafka-python is fine here
 
     deadline = time.monotonic() + timeout_s
@@ -161,6 +167,7 @@ def _wait_ready(bootstrap: str, proc: subprocess.Popen[bytes], timeout_s: float)
             try:
                 cluster = admin.describe_cluster()
                 if cluster.get("brokers"):
+                    admin.describe_groups(["ewarn-ready"])  # raises until coordinated
                     return
             finally:
                 admin.close()

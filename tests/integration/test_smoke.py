@@ -52,3 +52,22 @@ async def test_produce_kafka_python_consume_aiokafka(
     # Per partition, the consumer sees exactly the producer's order.
     assert dict(got) == dict(sent)
     assert len(got) == 3
+
+
+def test_a_started_broker_can_coordinate_groups_at_once() -> None:
+    """``broker.start`` returns only once group coordination works: the first worker
+    must not join while ``__consumer_offsets`` is still being created."""
+    from kafka import KafkaAdminClient
+
+    from pipeline import broker as local_broker
+
+    info = local_broker.start()
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=info.bootstrap)
+        try:
+            assert "__consumer_offsets" in admin.list_topics()
+            admin.describe_groups(["any-group"])  # no CoordinatorNotAvailable
+        finally:
+            admin.close()
+    finally:
+        local_broker.stop(info)
