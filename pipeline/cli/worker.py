@@ -36,7 +36,7 @@ def worker(
     app_id: str = typer.Option("", "--app-id", help="Consumer group / app id (default ewarn)."),
     partitions: int = typer.Option(0, help="Partitions of internal topics (default 4)."),
     state_dir: str = typer.Option("", help="Faust data directory."),
-    loglevel: str = typer.Option("warning", help="Log level."),
+    loglevel: str = typer.Option("warning", envvar="EWARN_LOGLEVEL", help="Log level."),
 ) -> None:
     """Consume telemetry, detect, run the alert lifecycle, publish alerts and metrics."""
     from pipeline import kafka_io
