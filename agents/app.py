@@ -56,7 +56,7 @@ log = logging.getLogger("ewarn.agents")
 #: broker has not yet published a new topic's partitions when the group is assigned
 #: (seen on a freshly started broker, busy creating ``__consumer_offsets``),
 #: the assignment leaves that topic out until the next metadata refresh: aiokafka's
-#: default is 5 minutes, during which the site agent sees nothing (no alert at all).
+#: default is 5 minutes, during which the agent reading that topic sees nothing.
 #: One small metadata request per client every 10 s bounds that.
 METADATA_MAX_AGE_MS = 10_000
 

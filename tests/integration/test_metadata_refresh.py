@@ -3,8 +3,9 @@ metadata refresh, not aiokafka's default 5 minutes.
 
 Why it matters: Faust creates its internal topics and subscribes at once; on a broker
 that has not yet published a new topic (seen on a freshly started broker: "Ignoring
-missing topic: '<app>-site-risk'" in the worker log) the site agent got no partitions
-and a demo run raised no alert at all. Here the late topic is forced: the consumer
+missing topic: '<app>-site-risk'" in the worker log of a demo run that raised no
+alert) the agent reading that topic gets no partitions for 5 minutes. Here the late
+topic is forced: the consumer
 subscribes before it exists.
 """
 
